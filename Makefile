@@ -1,0 +1,32 @@
+# One command each: the first use creates .venv and installs minitx into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= tiny.yaml
+ARGS   ?=
+
+.PHONY: venv train test gradcheck bench clean
+
+venv: $(STAMP)
+
+# Reinstall when the dependencies change; the package itself is installed editable.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/python -m minitx train $(CONFIG) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+gradcheck: $(STAMP)
+	$(BIN)/python -m minitx gradcheck $(CONFIG)
+
+bench: $(STAMP)
+	$(BIN)/python -m minitx bench $(CONFIG) $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

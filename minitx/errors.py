@@ -1,0 +1,11 @@
+"""The one exception type for mistakes a user can fix.
+
+Anything the user gave us (a config file, a data file, a command-line value, a run directory)
+that is wrong raises `UserError` with a one-line message naming the file, key or line and what
+is wrong. The command-line entry point prints it and exits with status 2, without a traceback;
+every other exception is a bug in minitx and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported in one line and exit status 2."""
