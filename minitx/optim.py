@@ -1,0 +1,163 @@
+"""Optimizers, gradient clipping and learning-rate schedules.
+
+Adam follows Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization" (Algorithm 1);
+AdamW follows Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"; the
+inverse-square-root warmup schedule is the one in Vaswani et al. 2017, "Attention Is All You
+Need", section 5.3.
+
+A model hands us `params` and `grads`: dicts with the same keys and shapes. We update every
+parameter in place (`p -= ...`), never rebinding it, because the model's layers and any other
+dict holding the parameters share the very same arrays.
+"""
+
+import math
+
+import numpy as np
+
+
+class Adam:
+    """Adam with classic L2 weight decay (the decay term is added to the gradient).
+
+    For each parameter p with gradient g, at optimizer step t = 1, 2, ...:
+        g     = g + weight_decay * p               (L2; skipped when weight_decay == 0)
+        m     = beta1 * m + (1 - beta1) * g        running mean of gradients
+        v     = beta2 * v + (1 - beta2) * g * g    running mean of squared gradients
+        m_hat = m / (1 - beta1**t)                 bias correction: m, v start at zero
+        v_hat = v / (1 - beta2**t)
+        p     = p - lr * m_hat / (sqrt(v_hat) + eps)
+
+    t counts optimizer steps and is shared by all parameters; a tensor whose gradient happens
+    to be zero this step still ages its m and v, so its correction must use the same t.
+    `names`, if given, restricts updates to those parameters (the rest stay frozen, as the base
+    weights do under LoRA); we keep no state for frozen parameters.
+    """
+
+    decoupled = False  # AdamW sets this: decay the weights directly instead of via the gradient
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.98, eps=1e-9, weight_decay=0.0,
+                 names=None):
+        self.params = params
+        self.lr = lr  # used when step() is not given a scheduled lr
+        self.beta1 = beta1  # 0.9 as in Kingma & Ba: the mean gradient forgets over ~10 steps
+        self.beta2 = beta2  # 0.98 as in Vaswani et al. 5.3 (Kingma & Ba use 0.999)
+        self.eps = eps  # 1e-9 as in Vaswani et al. 5.3; only guards against sqrt(v_hat) == 0
+        self.weight_decay = weight_decay  # 0.0: no decay unless the config asks for it
+        self.names = list(params) if names is None else list(names)
+        unknown = [n for n in self.names if n not in params]
+        if unknown:
+            raise ValueError(f"optimizer given unknown parameter names: {unknown}")
+        self.m = {n: np.zeros_like(params[n]) for n in self.names}
+        self.v = {n: np.zeros_like(params[n]) for n in self.names}
+        self.t = 0
+
+    def step(self, grads, lr=None):
+        """Apply one update to every trainable parameter, in place."""
+        lr = self.lr if lr is None else lr
+        self.t += 1
+        correction1 = 1.0 - self.beta1 ** self.t
+        correction2 = 1.0 - self.beta2 ** self.t
+        for name in self.names:
+            p, g, m, v = self.params[name], grads[name], self.m[name], self.v[name]
+            if self.weight_decay and not self.decoupled:
+                g = g + self.weight_decay * p  # a new array: the caller's gradient stays intact
+            m *= self.beta1
+            m += (1.0 - self.beta1) * g
+            v *= self.beta2
+            v += (1.0 - self.beta2) * g * g
+            if self.weight_decay and self.decoupled:
+                p *= 1.0 - lr * self.weight_decay
+            p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+    def state_dict(self):
+        """Copies of the step count and moments, as plain arrays (savable without pickle)."""
+        state = {"t": np.array(self.t, dtype=np.int64)}
+        for name in self.names:
+            state[f"m.{name}"] = self.m[name].copy()
+            state[f"v.{name}"] = self.v[name].copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Restore a `state_dict()` in place; the keys and shapes must match exactly."""
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        if missing or extra:
+            raise ValueError(f"optimizer state does not match: missing {missing}, "
+                             f"unexpected {extra}")
+        for key, value in expected.items():
+            if np.shape(state[key]) != value.shape:
+                raise ValueError(f"optimizer state {key!r} has shape {np.shape(state[key])}, "
+                                 f"expected {value.shape}")
+        self.t = int(state["t"])
+        for name in self.names:
+            self.m[name][...] = state[f"m.{name}"]
+            self.v[name][...] = state[f"v.{name}"]
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as PyTorch's AdamW.
+
+    Each step first shrinks the weights, then takes the plain Adam step (no decay term in g):
+        p = p * (1 - lr * weight_decay)
+        p = p - lr * m_hat / (sqrt(v_hat) + eps)
+    With L2 in Adam the decay term is divided by sqrt(v_hat), so weights with large gradients
+    are barely decayed; decoupling makes every weight decay at the same rate.
+    """
+
+    decoupled = True
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale all gradients in place so their global L2 norm is at most max_norm.
+
+    norm = sqrt(sum over every array g of sum(g**2))
+    if max_norm > 0 and norm > max_norm:  g = g * max_norm / (norm + 1e-6)  for every g
+    Returns the norm before clipping (worth logging: spikes warn of instability).
+    max_norm <= 0 disables clipping.
+    """
+    # We accumulate in float64 so that many float32 squares do not lose precision.
+    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+    if max_norm > 0 and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)  # the 1e-6 keeps the clipped norm just under max_norm
+        for g in grads.values():
+            g *= scale
+    return norm
+
+
+def make_schedule(name, lr, warmup, steps, d_model=None):
+    """Return a function mapping the step (counted from 1) to a learning rate.
+
+    w(step) = min(1, step / warmup)             linear warmup; w = 1 when warmup == 0
+    constant:      lr * w(step)
+    cosine:        lr * step / warmup during warmup, then
+                   lr * 0.5 * (1 + cos(pi * (step - warmup) / (steps - warmup))), 0 at `steps`
+    inverse_sqrt:  lr * min(step / warmup, sqrt(warmup / step))    (warmup 0 is taken as 1)
+    The paper's formula, d_model**-0.5 * min(step**-0.5, step * warmup**-1.5), is inverse_sqrt
+    with lr = (d_model * warmup)**-0.5, its value at the peak; pass lr=None and d_model to get it.
+    """
+    if lr is None:
+        if name != "inverse_sqrt" or d_model is None:
+            raise ValueError("lr=None is only allowed for 'inverse_sqrt' with d_model given")
+        lr = (d_model * max(warmup, 1)) ** -0.5
+
+    def warm(step):
+        return min(1.0, step / warmup) if warmup > 0 else 1.0
+
+    def constant(step):
+        return lr * warm(step)
+
+    def cosine(step):
+        if step <= warmup:
+            return lr * warm(step)
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def inverse_sqrt(step):
+        # With no warmup we peak at step 1 and decay as 1/sqrt(step) from there.
+        w = max(warmup, 1)
+        return lr * min(step / w, math.sqrt(w / step))
+
+    schedules = {"constant": constant, "cosine": cosine, "inverse_sqrt": inverse_sqrt}
+    if name not in schedules:
+        raise ValueError(f"unknown schedule {name!r}; expected one of {sorted(schedules)}")
+    return schedules[name]
