@@ -1,0 +1,283 @@
+"""Every hyperparameter minitx uses, as typed dataclasses with a default and a reason for each.
+
+A run's configuration is built in three layers: the defaults below, a YAML file that overrides
+some of them, and `--set section.key=value` overrides from the command line. Nothing else in
+minitx hard-codes a hyperparameter; the training code reads them all from a `Config`.
+
+We are strict on purpose. A misspelt key (`d_modle`) or a value of the wrong type silently
+falling back to a default is the kind of mistake that costs a learner an afternoon, so each one
+is a `UserError` with a one-line message naming the file and the key:
+
+    configs/tiny.yaml: model.d_modle: unknown key (did you mean 'd_model'?)
+
+The resolved config is written to the run directory with `save_config`, and loading that file
+gives back an equal `Config`.
+"""
+
+import difflib
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from minitx.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 64  # D: small enough to train on a laptop CPU in minutes
+    n_heads: int = 4  # H: K = D/H = 16 per head, enough for the toy tasks
+    d_ff: int = 256  # F = 4*D, the ratio used in "Attention Is All You Need"
+    n_enc_layers: int = 2  # shallow, so a step is fast; the shipped configs deepen it where needed
+    n_dec_layers: int = 2  # matches the encoder, as in the paper
+    dropout: float = 0.0  # the synthetic tasks have unlimited data, so nothing to regularise
+    norm: str = "pre"  # "pre" trains stably without a long warmup; "post" is the paper's layout
+    tie_output: bool = True  # output projection shares the target embedding: fewer parameters
+    max_len: int = 64  # longest token sequence, counting <s> or </s>, the positional table covers
+
+
+@dataclass
+class DataConfig:
+    task: str = "copy"  # the easiest task: if copy fails, something is broken
+    n_symbols: int = 10  # ten distinct tokens, like the digits
+    min_len: int = 10  # fixed length 10 keeps the first run simple
+    max_len: int = 10  # sequence length before </s> is added
+    n_valid: int = 500  # enough examples that exact match is measured to within a few percent
+    n_test: int = 500  # same size as validation, drawn with a different seed
+    train: str = ""  # TSV paths for task "tsv", relative to the current directory
+    valid: str = ""
+    test: str = ""
+    split_hyphens: bool = False  # tokenise "twenty-one" as "twenty - one" so words are shared
+    truncate: bool = False  # inputs longer than model.max_len are rejected unless this is set
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0  # one seed drives initialisation, data and dropout, so runs repeat exactly
+    steps: int = 2000  # a short run; each shipped config sets its own
+    batch_size: int = 64  # small batches keep each NumPy step fast
+    optimizer: str = "adam"  # "adamw" decouples weight decay from the gradient scale
+    lr: float = 1e-3  # peak learning rate, reached at the end of warmup
+    beta1: float = 0.9  # the paper's Adam settings
+    beta2: float = 0.98  # lower than Adam's usual 0.999, so the second moment adapts faster
+    eps: float = 1e-9  # the paper's value
+    weight_decay: float = 0.0  # off by default: the toy tasks do not overfit
+    schedule: str = "inverse_sqrt"  # linear warmup then 1/sqrt(step) decay, as in the paper
+    warmup: int = 100  # steps of linear warmup; Adam's early moment estimates are noisy
+    clip_norm: float = 1.0  # clip the global gradient norm to this; 0 disables clipping
+    label_smoothing: float = 0.0  # off: on exact tasks we want confident predictions
+    eval_every: int = 100  # steps between evaluations on the validation set
+    target_exact_match: float = 0.0  # stop once validation exact match reaches this; 0 disables
+    checkpoint_every: int = 0  # steps between checkpoints; 0 checkpoints at every evaluation
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 500  # no gradients are kept, so evaluation batches can be large
+    beam: int = 1  # greedy decoding: the fastest, and the toy tasks have one right answer
+    length_penalty: float = 0.6  # GNMT's alpha, used only when beam > 1
+    max_decode_extra: int = 10  # decode at most source length + this many tokens
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # section name -> dataclass
+CHOICES = {
+    "model.norm": ("pre", "post"),
+    "data.task": ("copy", "reverse", "sort", "tsv"),
+    "train.optimizer": ("adam", "adamw"),
+    "train.schedule": ("inverse_sqrt", "cosine", "constant"),
+}
+# Every integer field must be at least 1 except these, for which 0 means something.
+NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_decode_extra"}
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, which reads `lr: 1e-3` as the string "1e-3" because the number
+    has no dot. That trap is too easy to fall into, so we also read exponent forms as floats."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def resolve_config_path(name: str) -> Path:
+    """Return `name` if it is an existing file, else look a bare name up in configs/."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = CONFIG_DIR / (name if name.endswith((".yaml", ".yml")) else name + ".yaml")
+    # Only a bare name is looked up; "my/dir/x.yaml" means exactly that path.
+    if path.parent == Path(".") and candidate.is_file():
+        return candidate
+    available = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) or "none"
+    raise UserError(
+        f"config '{name}' not found (looked in {path} and {candidate}; available: {available})"
+    )
+
+
+def load_config(path, overrides=()) -> Config:
+    """Read a YAML config over the defaults, apply `section.key=value` overrides, validate."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        raw = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{path}: {line}invalid YAML ({problem})") from None
+
+    cfg = Config()
+    raw = {} if raw is None else raw  # an empty file means all defaults
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: top level must be a mapping of sections ({', '.join(SECTIONS)})")
+    for section, body in raw.items():
+        _check_section(section, f"{path}: {section}")
+        body = {} if body is None else body  # "model:" with nothing under it
+        if not isinstance(body, dict):
+            raise UserError(f"{path}: {section}: must be a mapping of key: value")
+        for key, value in body.items():
+            _assign(cfg, section, key, value, f"{path}: {section}.{key}")
+
+    for override in overrides:
+        _apply_override(cfg, override)
+    validate(cfg, path)
+    return cfg
+
+
+def _apply_override(cfg: Config, override: str) -> None:
+    """Apply one "section.key=value" string, parsing the value as YAML ("3" -> 3)."""
+    dotted, equals, text = override.partition("=")
+    section, dot, key = dotted.strip().partition(".")
+    if not equals or not dot or not key or "." in key:
+        raise UserError(f"--set {override}: expected the form section.key=value")
+    where = f"--set {section}.{key}"
+    _check_section(section, where)
+    if _types(section).get(key) is str:
+        value = text  # a string field takes the text as written, so a path like "007" stays text
+    else:
+        try:
+            value = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError:
+            raise UserError(f"{where}: cannot parse value '{text}'") from None
+    _assign(cfg, section, key, value, where)
+
+
+def _types(section: str) -> dict:
+    """Field name -> type for one section, e.g. {"d_model": int, ...}."""
+    return {f.name: f.type for f in fields(SECTIONS[section])}
+
+
+def _check_section(section, where: str) -> None:
+    if section not in SECTIONS:
+        raise UserError(f"{where}: unknown section{_suggest(str(section), list(SECTIONS))}")
+
+
+def _assign(cfg: Config, section: str, key, value, where: str) -> None:
+    """Set cfg.<section>.<key> = value after checking the key exists and the type is right."""
+    types = _types(section)
+    if key not in types:
+        # A key put in the wrong section ("model.lr") is a likelier mistake than a typo.
+        elsewhere = [s for s in SECTIONS if s != section and key in _types(s)]
+        if elsewhere:
+            raise UserError(f"{where}: unknown key (did you mean '{elsewhere[0]}.{key}'?)")
+        raise UserError(f"{where}: unknown key{_suggest(str(key), list(types))}")
+    setattr(getattr(cfg, section), key, _coerce(value, types[key], where))
+
+
+def _coerce(value, kind: type, where: str):
+    """Return `value` as `kind`, or raise. bool is a subclass of int in Python, so we exclude
+    it by hand: `steps: true` is a mistake, not 1."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is float and is_number and math.isfinite(value):
+        return float(value)
+    if kind is int and is_number and isinstance(value, int):
+        return value
+    if kind in (bool, str) and isinstance(value, kind):
+        return value
+    if kind is float and is_number:
+        raise UserError(f"{where}: expected a finite number, got {value}")
+    raise UserError(f"{where}: expected {TYPE_NAMES[kind]}, got {value!r}")
+
+
+def _suggest(word: str, known: list) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+
+
+def validate(cfg: Config, source) -> None:
+    """Check ranges and cross-field rules; every failure names `source` and the key."""
+
+    def check(ok: bool, key: str, problem: str) -> None:
+        if not ok:
+            raise UserError(f"{source}: {key}: {problem}")
+
+    m, d, t = cfg.model, cfg.data, cfg.train
+    for section in SECTIONS:
+        for f in fields(SECTIONS[section]):
+            key, value = f"{section}.{f.name}", getattr(getattr(cfg, section), f.name)
+            if f.type is int and key in NON_NEGATIVE:
+                check(value >= 0, key, f"must be 0 or more, got {value}")
+            elif f.type is int:
+                check(value >= 1, key, f"must be a positive integer, got {value}")
+            if key in CHOICES:
+                choices = ", ".join(CHOICES[key])
+                check(value in CHOICES[key], key, f"must be one of {choices}, got '{value}'")
+
+    # Conditions are written as what must hold, so a NaN fails them too.
+    check(m.d_model % m.n_heads == 0, "model.d_model",
+          f"{m.d_model} is not divisible by model.n_heads ({m.n_heads})")
+    check(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    check(d.min_len <= d.max_len, "data.min_len",
+          f"{d.min_len} is greater than data.max_len ({d.max_len})")
+    check(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    check(0 <= t.beta1 < 1, "train.beta1", f"must be in [0, 1), got {t.beta1}")
+    check(0 <= t.beta2 < 1, "train.beta2", f"must be in [0, 1), got {t.beta2}")
+    check(t.eps > 0, "train.eps", f"must be positive (it guards a division), got {t.eps}")
+    check(t.weight_decay >= 0, "train.weight_decay", f"must be 0 or more, got {t.weight_decay}")
+    check(t.clip_norm >= 0, "train.clip_norm", f"must be 0 (off) or more, got {t.clip_norm}")
+    check(0 <= t.label_smoothing < 1, "train.label_smoothing",
+          f"must be in [0, 1), got {t.label_smoothing}")
+    check(0 <= t.target_exact_match <= 1, "train.target_exact_match",
+          f"must be in [0, 1], got {t.target_exact_match}")
+    # Cosine decay reaches zero at train.steps, so a longer warmup never ends.
+    check(t.schedule != "cosine" or t.warmup <= t.steps, "train.warmup",
+          f"warmup longer than training ({t.warmup} > train.steps {t.steps})")
+
+    if d.task == "tsv":
+        for split in ("train", "valid", "test"):
+            name = getattr(d, split)
+            check(name != "", f"data.{split}", "a TSV path is required when data.task is tsv")
+            check(Path(name).is_file(), f"data.{split}", f"file '{name}' does not exist")
+    else:
+        check(d.max_len + 1 <= m.max_len, "data.max_len",
+              f"{d.max_len} plus </s> does not fit in model.max_len ({m.max_len})")
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Nested plain dict, sections and keys in declaration order."""
+    return asdict(cfg)
+
+
+def save_config(cfg: Config, path) -> None:
+    """Write the resolved config as YAML; load_config on the file gives back an equal Config."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    header = "# Resolved minitx config: defaults, then the config file, then --set overrides.\n"
+    Path(path).write_text(header + text)

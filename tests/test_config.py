@@ -1,0 +1,247 @@
+"""Config loading: shipped configs, defaults, every kind of user error, overrides, round trip."""
+
+from pathlib import Path
+
+import pytest
+
+from minitx.config import (
+    CONFIG_DIR,
+    Config,
+    config_to_dict,
+    load_config,
+    resolve_config_path,
+    save_config,
+)
+from minitx.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path, overrides=()):
+    """Load a config that must fail and return its message, checked to be a single line."""
+    with pytest.raises(UserError) as info:
+        load_config(path, overrides)
+    message = str(info.value)
+    assert "\n" not in message, f"message spans lines: {message!r}"
+    return message
+
+
+@pytest.mark.parametrize("name", ["tiny", "reverse", "sort", "base"])
+def test_shipped_algorithmic_configs_load(name):
+    cfg = load_config(resolve_config_path(name))
+    assert cfg.data.task in ("copy", "reverse", "sort")
+
+
+def test_shipped_tiny_and_base_values():
+    tiny = load_config(CONFIG_DIR / "tiny.yaml")
+    assert (tiny.model.d_model, tiny.model.n_heads, tiny.model.d_ff) == (64, 4, 256)
+    assert (tiny.train.steps, tiny.train.lr, tiny.train.target_exact_match) == (3000, 3e-3, 1.0)
+    base = load_config(CONFIG_DIR / "base.yaml")
+    assert (base.model.d_model, base.model.n_heads, base.model.n_enc_layers) == (256, 8, 3)
+    assert base.data.n_symbols + 4 == 1000 and base.data.max_len + 1 == 32
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == Config()
+    assert load_config(write(tmp_path, "# only a comment\n")) == Config()
+    assert load_config(write(tmp_path, "model:\n")) == Config()
+
+
+def test_file_values_override_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "model:\n  d_model: 32\ntrain:\n  lr: 2\n  warmup: 0\n"))
+    assert cfg.model.d_model == 32 and cfg.model.n_heads == 4
+    assert cfg.train.lr == 2.0 and isinstance(cfg.train.lr, float)
+    assert cfg.train.warmup == 0
+
+
+def test_exponent_without_dot_is_a_float(tmp_path):
+    # Plain PyYAML reads 1e-3 as a string; we read it as a number.
+    cfg = load_config(write(tmp_path, "train:\n  lr: 1e-3\n  eps: 1E-8\n"))
+    assert (cfg.train.lr, cfg.train.eps) == (1e-3, 1e-8)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    message = error_of(write(tmp_path, "model:\n  d_model: 64\n  n_heads: [4\n", "bad.yaml"))
+    assert "bad.yaml" in message and "line 4" in message, message
+
+
+def test_top_level_and_sections_must_be_mappings(tmp_path):
+    assert "top.yaml" in error_of(write(tmp_path, "- model\n", "top.yaml"))
+    message = error_of(write(tmp_path, "model: 64\n", "sec.yaml"))
+    assert "sec.yaml" in message and "model" in message, message
+
+
+def test_unknown_key_suggests_nearest(tmp_path):
+    message = error_of(write(tmp_path, "model:\n  d_modle: 64\n", "typo.yaml"))
+    expected = f"{tmp_path / 'typo.yaml'}: model.d_modle: unknown key (did you mean 'd_model'?)"
+    assert message == expected, message
+
+
+def test_key_in_wrong_section_suggests_right_one(tmp_path):
+    message = error_of(write(tmp_path, "model:\n  lr: 0.1\n", "where.yaml"))
+    assert "where.yaml" in message and "model.lr" in message and "'train.lr'" in message, message
+
+
+def test_unknown_section_suggests_nearest(tmp_path):
+    message = error_of(write(tmp_path, "modle:\n  d_model: 64\n", "sect.yaml"))
+    assert "sect.yaml" in message and "modle" in message and "'model'" in message, message
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("model:\n  d_model: 64.5\n", "model.d_model"),  # float for int
+        ("model:\n  d_model: '64'\n", "model.d_model"),  # string for int
+        ("train:\n  steps: true\n", "train.steps"),  # bool for int
+        ("train:\n  lr: true\n", "train.lr"),  # bool for float
+        ("train:\n  lr: fast\n", "train.lr"),  # string for float
+        ("train:\n  lr: .nan\n", "train.lr"),  # not finite
+        ("model:\n  tie_output: 1\n", "model.tie_output"),  # int for bool
+        ("data:\n  split_hyphens: 0.0\n", "data.split_hyphens"),  # float for bool
+        ("model:\n  norm: 1\n", "model.norm"),  # int for str
+    ],
+)
+def test_wrong_type_names_file_and_key(tmp_path, text, key):
+    message = error_of(write(tmp_path, text, "types.yaml"))
+    assert "types.yaml" in message and key in message and "expected" in message, message
+
+
+def test_int_accepted_for_float(tmp_path):
+    cfg = load_config(write(tmp_path, "train:\n  clip_norm: 2\n"))
+    assert cfg.train.clip_norm == 2.0 and isinstance(cfg.train.clip_norm, float)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("model:\n  n_heads: 5\n", "model.d_model"),  # 64 % 5 != 0
+        ("model:\n  d_model: 0\n", "model.d_model"),
+        ("model:\n  n_heads: -4\n", "model.n_heads"),
+        ("model:\n  d_ff: 0\n", "model.d_ff"),
+        ("model:\n  n_enc_layers: 0\n", "model.n_enc_layers"),
+        ("model:\n  n_dec_layers: 0\n", "model.n_dec_layers"),
+        ("model:\n  max_len: 0\n", "model.max_len"),
+        ("model:\n  dropout: 1.0\n", "model.dropout"),
+        ("model:\n  dropout: -0.1\n", "model.dropout"),
+        ("model:\n  norm: middle\n", "model.norm"),
+        ("data:\n  n_symbols: 0\n", "data.n_symbols"),
+        ("data:\n  min_len: 0\n", "data.min_len"),
+        ("data:\n  min_len: 5\n  max_len: 4\n", "data.min_len"),
+        ("data:\n  n_valid: 0\n", "data.n_valid"),
+        ("data:\n  n_test: 0\n", "data.n_test"),
+        ("data:\n  task: translate\n", "data.task"),
+        ("data:\n  max_len: 64\n", "data.max_len"),  # 64 + </s> does not fit model.max_len 64
+        ("train:\n  steps: 0\n", "train.steps"),
+        ("train:\n  batch_size: 0\n", "train.batch_size"),
+        ("train:\n  eval_every: 0\n", "train.eval_every"),
+        ("train:\n  warmup: -1\n", "train.warmup"),
+        ("train:\n  checkpoint_every: -1\n", "train.checkpoint_every"),
+        ("train:\n  lr: 0\n", "train.lr"),
+        ("train:\n  beta1: 1.0\n", "train.beta1"),
+        ("train:\n  beta2: -0.5\n", "train.beta2"),
+        ("train:\n  weight_decay: -0.01\n", "train.weight_decay"),
+        ("train:\n  clip_norm: -1\n", "train.clip_norm"),
+        ("train:\n  label_smoothing: 1.0\n", "train.label_smoothing"),
+        ("train:\n  target_exact_match: 1.5\n", "train.target_exact_match"),
+        ("train:\n  optimizer: sgd\n", "train.optimizer"),
+        ("train:\n  schedule: linear\n", "train.schedule"),
+        ("train:\n  schedule: cosine\n  warmup: 500\n  steps: 400\n", "train.warmup"),
+        ("eval:\n  batch_size: 0\n", "eval.batch_size"),
+        ("eval:\n  beam: 0\n", "eval.beam"),
+    ],
+)
+def test_invalid_values_name_file_and_key(tmp_path, text, key):
+    message = error_of(write(tmp_path, text, "values.yaml"))
+    assert "values.yaml" in message and key in message, message
+
+
+def test_cosine_warmup_message(tmp_path):
+    message = error_of(write(tmp_path, "train:\n  schedule: cosine\n  warmup: 10\n  steps: 5\n"))
+    assert "warmup longer than training" in message, message
+
+
+def test_tsv_paths_required_and_must_exist(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.tsv").write_text("a\tb\n")
+    write(tmp_path, "data:\n  task: tsv\n  train: t.tsv\n  test: t.tsv\n", "m.yaml")
+    missing = error_of("m.yaml")
+    assert missing == "m.yaml: data.valid: a TSV path is required when data.task is tsv", missing
+    write(tmp_path, "data:\n  task: tsv\n  train: x.tsv\n  valid: t.tsv\n  test: t.tsv\n", "a.yaml")
+    absent = error_of("a.yaml")
+    assert absent == "a.yaml: data.train: file 'x.tsv' does not exist", absent
+    all_three = "data:\n  task: tsv\n  train: t.tsv\n  valid: t.tsv\n  test: t.tsv\n"
+    assert load_config(write(tmp_path, all_three)).data.train == "t.tsv"
+
+
+def test_overrides_apply_with_yaml_parsing(tmp_path):
+    sets = ["model.d_model=32", "model.tie_output=false", "train.lr=0.5", "train.lr=1e-4"]
+    cfg = load_config(write(tmp_path, ""), sets + ["data.task=reverse"])
+    assert cfg.model.d_model == 32 and cfg.model.tie_output is False
+    assert cfg.train.lr == 1e-4 and cfg.data.task == "reverse"
+
+
+def test_override_of_string_field_keeps_text(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "007").write_text("a\tb\n")
+    sets = ["data.task=tsv", "data.train=007", "data.valid=007", "data.test=007"]
+    assert load_config(write(tmp_path, ""), sets).data.train == "007"
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("model.d_model", "--set model.d_model"),  # no "="
+        ("d_model=64", "--set d_model=64"),  # no section
+        ("model.d_modle=64", "--set model.d_modle: unknown key (did you mean 'd_model'?)"),
+        ("modle.d_model=64", "--set modle.d_model: unknown section (did you mean 'model'?)"),
+        ("model.d_model=big", "--set model.d_model"),
+        ("train.steps=true", "--set train.steps"),
+        ("model.d_model=[1", "--set model.d_model"),
+    ],
+)
+def test_bad_overrides_fail(tmp_path, override, fragment):
+    message = error_of(write(tmp_path, ""), [override])
+    assert fragment in message, message
+
+
+def test_override_checked_by_validation(tmp_path):
+    message = error_of(write(tmp_path, "", "v.yaml"), ["model.n_heads=3"])
+    assert "v.yaml" in message and "model.d_model" in message, message
+
+
+def test_save_load_round_trip(tmp_path):
+    sets = ["train.lr=1e-9", "model.norm=post", "eval.beam=4"]
+    cfg = load_config(resolve_config_path("base"), sets)
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert list(config_to_dict(cfg)) == ["model", "data", "train", "eval"]
+
+
+def test_resolve_config_path(tmp_path):
+    assert resolve_config_path("tiny") == CONFIG_DIR / "tiny.yaml"
+    assert resolve_config_path("tiny.yaml") == CONFIG_DIR / "tiny.yaml"
+    own = write(tmp_path, "", "mine.yaml")
+    assert resolve_config_path(str(own)) == own
+    with pytest.raises(UserError) as info:
+        resolve_config_path("no_such_config")
+    message = str(info.value)
+    assert "'no_such_config' not found" in message and "tiny" in message, message
+
+
+def test_missing_config_file(tmp_path):
+    assert "nowhere.yaml" in error_of(tmp_path / "nowhere.yaml")
+
+
+# Last, because data/numbers/ is written by scripts/make_numbers.py; its paths are relative to
+# the repository root, as they are when training is run from there.
+def test_shipped_numbers_config_loads(monkeypatch):
+    monkeypatch.chdir(REPO)
+    cfg = load_config(resolve_config_path("numbers"))
+    assert cfg.data.task == "tsv" and cfg.data.split_hyphens is True
+    assert (cfg.model.d_model, cfg.train.steps, cfg.train.target_exact_match) == (128, 6000, 0.99)
