@@ -1,0 +1,5 @@
+"""`python -m minitx <command>`: the same as the `minitx` console script."""
+
+from minitx.cli import main
+
+raise SystemExit(main())

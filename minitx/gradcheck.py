@@ -1,0 +1,125 @@
+"""Finite-difference gradient checks: the proof that every hand-written backward is right.
+
+For each array x that a scalar loss L depends on, we nudge one element at a time and compare
+the central difference
+
+    numeric[i] = (L(x + h e_i) - L(x - h e_i)) / (2h)          error O(h^2)
+
+with the analytic gradient from backward(). We always run in float64: in float32 the rounding
+error of L would swamp the difference for any useful h.
+
+A layer's output y is not a scalar, so we check L = sum(y * G) for a fixed random G, which makes
+backward receive dout = G. A plain L = sum(y) would be too kind: softmax rows always sum to 1, so
+sum(softmax(x)) is constant and a broken softmax backward would pass.
+
+The error we report for each tensor is norm-based:
+
+    rel_error = ||analytic - numeric|| / max(||analytic|| + ||numeric||, FLOOR)
+
+(2-norms over the whole tensor, FLOOR = 1e-3). A per-element ratio blows up on elements whose
+true gradient is 0 (the padding row of an embedding), where both sides are rounding noise. The
+floor matters for one whole tensor: the key bias b_k. Adding the same number to every score of a
+softmax row changes nothing, so dL/db_k is exactly 0 and both sides are noise near 1e-10; the
+floor reports that as about 1e-7 instead of a meaningless 1.0. Any wrong term larger than
+FLOOR * THRESHOLD = 1e-9 still fails, and real mistakes are many orders of magnitude larger.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+THRESHOLD = 1e-6  # a correct float64 backward sits near 1e-8 or below; a wrong one near 1e-1
+FLOOR = 1e-3  # see the module docstring: keeps exactly-zero gradients from reading as errors
+STEP = 1e-5  # h: smaller adds rounding noise (eps * |L| / h), larger adds truncation (h^2)
+
+
+@dataclass
+class Row:
+    name: str
+    shape: tuple
+    rel_error: float
+    max_abs_diff: float
+
+    @property
+    def ok(self):
+        return self.rel_error <= THRESHOLD
+
+
+def rel_error(analytic, numeric):
+    diff = np.linalg.norm(analytic - numeric)
+    return float(diff / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), FLOOR))
+
+
+def numerical_gradient(loss_fn, x, h=STEP):
+    """Central differences of loss_fn() with respect to every element of x, which we perturb
+    in place and restore."""
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)  # views: writing flat writes x
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = loss_fn()
+        flat[i] = old - h
+        minus = loss_fn()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def compare(loss_fn, arrays, analytic, h=STEP):
+    """arrays: name -> array that loss_fn reads; analytic: name -> its backward gradient.
+    Returns one Row per name."""
+    rows = []
+    for name, x in arrays.items():
+        numeric = numerical_gradient(loss_fn, x, h)
+        a = analytic[name]
+        rows.append(Row(name, x.shape, rel_error(a, numeric), float(np.abs(a - numeric).max())))
+    return rows
+
+
+def check_layer(layer, inputs, rng, forward=None):
+    """Check every parameter of `layer` and every float input, against L = sum(y * G).
+
+    inputs: list of arrays passed to forward (int arrays, such as token ids, are not checked);
+    forward: callable(*inputs) -> y, defaulting to layer.forward. backward must return the
+    input gradients in the same order as the float inputs (a tuple if several).
+    """
+    forward = forward or layer.forward
+    y = forward(*inputs)
+    G = rng.standard_normal(y.shape)
+    layer.zero_grad()
+    forward(*inputs)
+    dinputs = layer.backward(G)
+    if not isinstance(dinputs, tuple):
+        dinputs = (dinputs,)
+    float_inputs = [x for x in inputs if isinstance(x, np.ndarray) and x.dtype.kind == "f"]
+    arrays = dict(layer.params)
+    analytic = {k: g.copy() for k, g in layer.grads.items()}
+    for i, (x, dx) in enumerate(zip(float_inputs, dinputs)):
+        arrays[f"input{i}"] = x
+        analytic[f"input{i}"] = dx
+    return compare(lambda: float((forward(*inputs) * G).sum()), arrays, analytic)
+
+
+def check_model(model, loss, src, tgt_in, tgt_out):
+    """Check every parameter of a Transformer against the full cross-entropy loss."""
+    model.train(False)  # dropout off: the loss must be a fixed function of the parameters
+
+    def loss_fn():
+        return loss.forward(model.forward(src, tgt_in), tgt_out)
+
+    model.zero_grad()
+    loss_fn()
+    model.backward(loss.backward())
+    analytic = {k: g.copy() for k, g in model.grads.items()}
+    return compare(loss_fn, model.params, analytic)
+
+
+def format_table(rows, title=None):
+    width = max([len(r.name) for r in rows] + [9])
+    lines = [title] if title else []
+    lines.append(f"{'parameter':<{width}}  {'shape':<12}  {'rel error':>9}  {'max |diff|':>10}  ok")
+    for r in rows:
+        shape = "x".join(map(str, r.shape)) or "scalar"
+        lines.append(f"{r.name:<{width}}  {shape:<12}  {r.rel_error:9.2e}  {r.max_abs_diff:10.2e}  {'yes' if r.ok else 'NO'}")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Layer normalisation (Ba, Kiros & Hinton 2016) over the last axis, with gain and bias."""
+
+import numpy as np
+
+from minitx.module import Module
+
+
+class LayerNorm(Module):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta. params: gamma (D,), beta (D,)."""
+
+    def __init__(self, d, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        self.eps = eps
+        self._param("gamma", np.ones(d, dtype=dtype))
+        self._param("beta", np.zeros(d, dtype=dtype))
+
+    def forward(self, x):
+        """x (..., D) -> y (..., D)."""
+        mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+        xc = x - mean  # (..., D)
+        var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1)
+        rstd = 1.0 / np.sqrt(var + self.eps)  # (..., 1)
+        xhat = xc * rstd  # (..., D)
+        self.cache = (xhat, rstd)
+        return xhat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, dout):
+        """dout (..., D) -> dx (..., D).
+
+        y = gamma * xhat + beta     =>  dgamma = sum(dout * xhat), dbeta = sum(dout)  (over rows)
+                                        dxhat  = dout * gamma
+        xhat = (x - mean) * rstd    =>  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        The last line folds the paths through mean and var into two row means (each row of D).
+        """
+        xhat, rstd = self.cache
+        D = xhat.shape[-1]
+        self.grads["gamma"] += (dout * xhat).reshape(-1, D).sum(axis=0)  # (D,)
+        self.grads["beta"] += dout.reshape(-1, D).sum(axis=0)  # (D,)
+        dxhat = dout * self.params["gamma"]  # (..., D)
+        mean_dxhat = dxhat.mean(axis=-1, keepdims=True)  # (..., 1)
+        mean_dxhat_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)  # (..., 1)
+        return rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)  # (..., D)

@@ -1,0 +1,102 @@
+"""Linear, ReLU, Dropout and the position-wise feed-forward block (Vaswani et al. 2017, 3.3).
+
+Each forward sits directly above its backward; each backward undoes its forward's lines in
+reverse order.
+"""
+
+import numpy as np
+
+from minitx.module import Module
+
+
+def init_weight(rng, fan_in, fan_out, dtype):
+    """Glorot-uniform (D_in, D_out) matrix: keeps activations' variance steady through depth."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(dtype)
+
+
+class Linear(Module):
+    """y = x @ W + b, applied to the last axis. params: W (D_in, D_out), b (D_out,)."""
+
+    def __init__(self, d_in, d_out, rng, dtype=np.float32):
+        super().__init__()
+        self._param("W", init_weight(rng, d_in, d_out, dtype))
+        self._param("b", np.zeros(d_out, dtype=dtype))
+
+    def forward(self, x):
+        """x (..., D_in) -> y (..., D_out)."""
+        self.cache = x
+        return x @ self.params["W"] + self.params["b"]  # (..., D_out)
+
+    def backward(self, dout):
+        """dout (..., D_out) -> dx (..., D_in).
+
+        y = x @ W + b, so  dW = x^T @ dout  (summed over every leading position),
+                           db = sum(dout)   over every leading position,
+                           dx = dout @ W^T.
+        """
+        x = self.cache
+        x2 = x.reshape(-1, x.shape[-1])  # (N, D_in)
+        dout2 = dout.reshape(-1, dout.shape[-1])  # (N, D_out)
+        self.grads["W"] += x2.T @ dout2  # (D_in, D_out)
+        self.grads["b"] += dout2.sum(axis=0)  # (D_out,)
+        return dout @ self.params["W"].T  # (..., D_in)
+
+
+class ReLU(Module):
+    def forward(self, x):
+        self.cache = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        """y = max(x, 0), so dx = dout where x > 0 and 0 elsewhere."""
+        positive = self.cache
+        return dout * positive
+
+
+class Dropout(Module):
+    """Zero each element with probability p in training and scale the rest by 1 / (1 - p), so
+    the expected value is unchanged and evaluation needs no rescaling ("inverted dropout").
+
+    The random generator is shared with the model, so a seed fixes every mask."""
+
+    def __init__(self, p, rng):
+        super().__init__()
+        self.p = p
+        self.rng = rng
+        self.training = True
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self.cache = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        self.cache = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)  # (same shape as x)
+        return x * self.cache
+
+    def backward(self, dout):
+        """y = x * mask / (1 - p), so dx = dout * mask / (1 - p): the same scaled mask."""
+        scaled_keep = self.cache
+        return dout if scaled_keep is None else dout * scaled_keep
+
+
+class FeedForward(Module):
+    """FFN(x) = ReLU(x @ W1 + b1) @ W2 + b2, the same two-layer network at every position."""
+
+    def __init__(self, d_model, d_ff, rng, dtype=np.float32):
+        super().__init__()
+        self.lin1 = self._child("lin1", Linear(d_model, d_ff, rng, dtype))
+        self.relu = ReLU()
+        self.lin2 = self._child("lin2", Linear(d_ff, d_model, rng, dtype))
+
+    def forward(self, x):
+        """x (B, L, D) -> (B, L, D), where L is S or T."""
+        h = self.lin1.forward(x)  # (B, L, F)
+        h = self.relu.forward(h)  # (B, L, F)
+        return self.lin2.forward(h)  # (B, L, D)
+
+    def backward(self, dout):
+        """The forward's three calls, read bottom-up."""
+        dh = self.lin2.backward(dout)  # (B, L, F)
+        dh = self.relu.backward(dh)  # (B, L, F)
+        return self.lin1.backward(dh)  # (B, L, D)

@@ -1,0 +1,117 @@
+"""The whole model: every parameter against the full loss, in every architecture variant, and a
+planted bug the checker must catch."""
+
+import numpy as np
+import pytest
+
+from helpers import assert_gradients_match, padded_batch, small_model_config
+from minitx import attention
+from minitx.gradcheck import check_layer, check_model, compare, rel_error
+from minitx.loss import CrossEntropy
+from minitx.model import DecoderLayer, Transformer, causal_mask, padding_mask
+
+
+def make_batch(rng):
+    """S = 5 source tokens and T = 4 target tokens, with padding in both."""
+    src = padded_batch(rng, 2, 5, 7, [5, 3])
+    tgt = padded_batch(rng, 2, 5, 9, [5, 4])
+    return src, tgt[:, :-1], tgt[:, 1:]
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("tie_output", [True, False])
+def test_every_parameter_of_the_model(norm, tie_output):
+    rng = np.random.default_rng(0)
+    cfg = small_model_config(norm=norm, tie_output=tie_output, dropout=0.1)
+    model = Transformer(cfg, src_vocab_size=7, tgt_vocab_size=9, pad_id=0, rng=rng, dtype=np.float64)
+    rows = check_model(model, CrossEntropy(pad_id=0, label_smoothing=0.1), *make_batch(rng))
+    assert {r.name for r in rows} == set(model.params)
+    assert_gradients_match(rows)
+
+
+def test_memory_gradient_is_summed_over_every_decoder_layer():
+    rng = np.random.default_rng(1)
+    cfg = small_model_config()
+    layers = [DecoderLayer(8, 2, 16, 0.0, True, rng, np.float64) for _ in range(3)]
+    y0 = rng.standard_normal((2, 4, 8))
+    memory = rng.standard_normal((2, 6, 8))
+    tgt_mask, src_mask = causal_mask(4), padding_mask(padded_batch(rng, 2, 6, 9, [6, 2]), 0)
+
+    def forward(y, memory):
+        for layer in layers:
+            y = layer.forward(y, memory, tgt_mask, src_mask)
+        return y
+
+    G = rng.standard_normal((2, 4, 8))
+    forward(y0, memory)
+    dy, dmemory, per_layer = G, 0, []
+    for layer in reversed(layers):
+        dy, dmem = layer.backward(dy)
+        per_layer.append(dmem)
+        dmemory = dmemory + dmem
+    rows = compare(lambda: float((forward(y0, memory) * G).sum()), {"memory": memory, "y": y0}, {"memory": dmemory, "y": dy})
+    assert_gradients_match(rows)
+    # Any single layer's contribution alone is far from the whole.
+    assert min(rel_error(d, dmemory) for d in per_layer) > 1e-2
+
+
+def test_tied_output_adds_both_uses_of_the_embedding():
+    rng = np.random.default_rng(2)
+    model = Transformer(small_model_config(tie_output=True), 7, 9, 0, rng, np.float64)
+    assert "decoder.out.W" not in model.params
+    src, tgt_in, tgt_out = make_batch(rng)
+    ce = CrossEntropy(0)
+    model.zero_grad()
+    ce.forward(model.forward(src, tgt_in), tgt_out)
+    model.decoder.out.backward(ce.backward())  # the output projection's share alone
+    out_share = model.grads["decoder.embed.embed.W"].copy()
+    model.zero_grad()
+    ce.forward(model.forward(src, tgt_in), tgt_out)
+    model.backward(ce.backward())
+    total = model.grads["decoder.embed.embed.W"]
+    assert np.abs(total - out_share).max() > 1e-6, "the input embedding's share is missing"
+
+
+def broken_softmax_backward(self, dout):
+    """The attention backward with the softmax's "- sum(dP * P)" term dropped."""
+    q, k, v, P, scale = self.cache
+    dP = dout @ v.transpose(0, 1, 3, 2)
+    dv = P.transpose(0, 1, 3, 2) @ dout
+    dscores = P * dP * scale  # wrong: should be P * (dP - sum(dP * P, axis=-1)) * scale
+    return dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv
+
+
+def test_checker_catches_a_planted_wrong_backward(monkeypatch):
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(attention.ScaledDotProductAttention, "backward", broken_softmax_backward)
+    model = Transformer(small_model_config(), 7, 9, 0, rng, np.float64)
+    rows = check_model(model, CrossEntropy(0), *make_batch(rng))
+    failed = {r.name for r in rows if not r.ok}
+    assert "encoder.layers.0.self_attn.W_q" in failed and "decoder.layers.0.cross_attn.W_k" in failed, failed
+    worst = max(r.rel_error for r in rows)
+    assert worst > 1e-2, f"worst relative error {worst:.2e} should be large for a wrong backward"
+
+
+def mean_instead_of_weighted_sum_backward(self, dout):
+    """A plausible slip: subtracting the plain row mean of dP instead of sum(dP * P)."""
+    q, k, v, P, scale = self.cache
+    dP = dout @ v.transpose(0, 1, 3, 2)
+    dv = P.transpose(0, 1, 3, 2) @ dout
+    dscores = P * (dP - dP.mean(axis=-1, keepdims=True)) * scale  # wrong
+    return dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv
+
+
+def test_a_plain_sum_loss_would_hide_a_bug_that_random_weights_expose(monkeypatch):
+    # With v = identity the attention output is P itself, and every row of P sums to 1, so
+    # L = sum(out) is constant: its true gradient is 0, and the slip above also gives 0.
+    rng = np.random.default_rng(4)
+    monkeypatch.setattr(attention.ScaledDotProductAttention, "backward", mean_instead_of_weighted_sum_backward)
+    layer = attention.ScaledDotProductAttention()
+    q, k = rng.standard_normal((1, 1, 3, 4)), rng.standard_normal((1, 1, 4, 4))
+    v = np.eye(4)[None, None]  # (1, 1, S, K) with S = K = 4
+    layer.forward(q, k, v)
+    dq, _, _ = layer.backward(np.ones((1, 1, 3, 4)))
+    sum_rows = compare(lambda: float(layer.forward(q, k, v).sum()), {"q": q}, {"q": dq})
+    assert sum_rows[0].max_abs_diff < 1e-9, f"a sum loss sees no difference: {sum_rows[0]}"
+    rows = check_layer(layer, [q, k, v.copy()], rng)
+    assert rows[0].rel_error > 1e-2, f"a random upstream gradient exposes it: {rows[0]}"
