@@ -123,3 +123,38 @@ def format_table(rows, title=None):
         shape = "x".join(map(str, r.shape)) or "scalar"
         lines.append(f"{r.name:<{width}}  {shape:<12}  {r.rel_error:9.2e}  {r.max_abs_diff:10.2e}  {'yes' if r.ok else 'NO'}")
     return "\n".join(lines)
+
+
+def run_cli(config_name):
+    """`minitx gradcheck [CONFIG]`: a small float64 copy of the configured architecture, checked
+    in all four variants (pre/post norm x tied/untied output) with label smoothing, padding in
+    source and target, and S != T. Prints one table per variant; returns 1 if any row fails."""
+    from types import SimpleNamespace
+
+    from minitx.config import load_config, resolve_config_path
+    from minitx.loss import CrossEntropy
+    from minitx.model import Transformer
+
+    cfg = load_config(resolve_config_path(config_name))
+    m = cfg.model
+    # Same depth as the config, but narrow enough that finite differences take seconds.
+    n_heads = 2 if m.n_heads > 1 else 1
+    small = dict(d_model=4 * n_heads, n_heads=n_heads, d_ff=16, n_enc_layers=m.n_enc_layers,
+                 n_dec_layers=m.n_dec_layers, dropout=0.0, max_len=16)
+    eps = cfg.train.label_smoothing or 0.1
+    rng = np.random.default_rng(0)
+    src = rng.integers(1, 7, size=(2, 6))
+    src[1, 4:] = 0  # padding in the source
+    tgt = rng.integers(1, 9, size=(2, 5))
+    tgt[0, 3:] = 0  # padding in the target; T = 4 != S = 6
+    worst, failed = 0.0, 0
+    for norm in ("pre", "post"):
+        for tie in (True, False):
+            model = Transformer(SimpleNamespace(norm=norm, tie_output=tie, **small), 7, 9, 0, np.random.default_rng(1), np.float64)
+            rows = check_model(model, CrossEntropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
+            title = f"\n{norm}-norm, {'tied' if tie else 'untied'} output, label smoothing {eps}: {len(rows)} tensors, {model.n_params()} parameters"
+            print(format_table(rows, title))
+            worst = max([worst] + [r.rel_error for r in rows])
+            failed += sum(not r.ok for r in rows)
+    print(f"\nworst relative error {worst:.2e} (threshold {THRESHOLD:.0e}); {failed} tensors failed")
+    return 1 if failed else 0

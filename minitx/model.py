@@ -255,6 +255,17 @@ class Transformer(Module):
         memory = self.encoder.forward(src, src_mask)  # (B, S, D)
         return self.decoder.forward(tgt_in, memory, tgt_mask, src_mask)  # (B, T, V)
 
+    def encode(self, src):
+        """src (B, S) -> memory (B, S, D) and src_mask (B, 1, 1, S), computed once per input
+        when decoding."""
+        src_mask = padding_mask(src, self.pad_id)
+        return self.encoder.forward(src, src_mask), src_mask
+
+    def decode(self, tgt_in, memory, src_mask):
+        """tgt_in (B, T) prefix, memory (B, S, D) -> logits (B, T, V)."""
+        tgt_mask = causal_mask(tgt_in.shape[1]) & padding_mask(tgt_in, self.pad_id)
+        return self.decoder.forward(tgt_in, memory, tgt_mask, src_mask)
+
     def backward(self, dlogits):
         """The forward read in reverse: decoder first, then the encoder with the summed dmemory."""
         dmemory = self.decoder.backward(dlogits)  # (B, S, D)

@@ -1,0 +1,97 @@
+"""The command line: `python -m minitx <command>` or `minitx <command>`.
+
+Every command is a function taking the parsed arguments. A mistake in the user's input raises
+UserError, which we print as one line and exit with status 2; anything else is a bug and keeps
+its traceback.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from minitx.errors import UserError
+
+
+def cmd_train(args):
+    from minitx.config import resolve_config_path
+    from minitx.train import train
+
+    train(resolve_config_path(args.config), args.set, args.out, args.resume, args.quiet)
+
+
+def cmd_eval(args):
+    from minitx.decode import decoder_for
+    from minitx.train import evaluate, load_run
+
+    cfg, model, task = load_run(args.run_dir)
+    if args.split not in task.splits:
+        raise UserError(f"--split {args.split}: no such split (choose from {', '.join(task.splits)})")
+    beam = args.beam or cfg.eval.beam
+    metrics = evaluate(model, task, args.split, cfg, decoder_for(beam, cfg.eval.length_penalty))
+    print(json.dumps({"split": args.split, "beam": beam, **metrics}))
+
+
+def cmd_translate(args):
+    from minitx.decode import decoder_for
+    from minitx.train import load_run
+    from minitx.data import detokenize, encode_input
+
+    cfg, model, task = load_run(args.run_dir)
+    src = encode_input(args.text, cfg, task)  # (1, S)
+    beam = args.beam or cfg.eval.beam
+    out = decoder_for(beam, cfg.eval.length_penalty)(model, src, src.shape[1] + cfg.eval.max_decode_extra)
+    print(detokenize(task.tgt_vocab.decode(out[0].tolist())))
+
+
+def cmd_gradcheck(args):
+    from minitx.gradcheck import run_cli
+
+    return run_cli(args.config)
+
+
+COMMANDS = {
+    "train": (cmd_train, "train a model from a YAML config"),
+    "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
+    "translate": (cmd_translate, "decode one input with a trained run"),
+    "gradcheck": (cmd_gradcheck, "check every hand-written gradient against finite differences"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="minitx", description="A transformer trainer in pure NumPy, built to be read.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    parsers = {name: sub.add_parser(name, help=help, description=help) for name, (_, help) in COMMANDS.items()}
+
+    p = parsers["train"]
+    p.add_argument("config", help="a config name in configs/ (tiny, tiny.yaml) or a path")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run directory from its checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    for name in ("eval", "translate"):
+        p = parsers[name]
+        p.add_argument("run_dir", help="a run directory made by `minitx train`")
+        if name == "translate":
+            p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
+        else:
+            p.add_argument("--split", default="test", help="valid or test (default test)")
+        p.add_argument("--beam", type=int, default=0, help="beam size (default: the run's eval.beam)")
+
+    parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][0](args) or 0
+    except UserError as e:
+        print(f"minitx: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Tasks, vocabularies and padded batches.
+
+Two kinds of task:
+  * algorithmic (copy, reverse, sort): random sequences over symbols "0", "1", ..., generated
+    from the seed. The validation and test sets are drawn first and held out: the training
+    sampler rejects any sequence that appears in either, so exact match measures generalisation.
+  * tsv: the user's parallel text, one `source<TAB>target` pair per line, whitespace-tokenised
+    (the English-to-French numbers task is one). Vocabularies come from the training file.
+
+Every sequence is framed the same way (B batch, S source length, T target length):
+    src     = x1 ... xn </s>          (B, S)   what the encoder reads
+    tgt_in  = <s> y1 ... ym           (B, T)   what the decoder reads (shifted right)
+    tgt_out = y1 ... ym </s>          (B, T)   what it must predict at each position
+Batches are padded with <pad> to their own longest sequence; the model builds its masks from
+the padding.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minitx.errors import UserError
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+class Vocab:
+    """A list of token strings; a token's id is its index. Ids 0-3 are the specials."""
+
+    def __init__(self, tokens):
+        self.itos = list(tokens)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, sequences):
+        """The specials, then every token in order of first appearance (stable across runs)."""
+        seen = dict.fromkeys(SPECIALS)
+        for seq in sequences:
+            seen.update(dict.fromkeys(seq))
+        return cls(seen)
+
+    def __len__(self):
+        return len(self.itos)
+
+    def encode(self, tokens):
+        return [self.stoi.get(t, UNK) for t in tokens]
+
+    def unknown(self, tokens):
+        return [t for t in tokens if t not in self.stoi]
+
+    def decode(self, ids):
+        """Ids up to the first </s>, as tokens, skipping <s> and <pad>."""
+        out = []
+        for i in ids:
+            if i == EOS:
+                break
+            if i not in (PAD, BOS):
+                out.append(self.itos[i])
+        return out
+
+
+def tokenize(text, split_hyphens=False):
+    """Whitespace split; with split_hyphens, "vingt-deux" becomes "vingt", "-", "deux", so the
+    hyphenated French forms share their words with the unhyphenated ones."""
+    tokens = text.split()
+    if not split_hyphens:
+        return tokens
+    out = []
+    for tok in tokens:
+        parts = tok.split("-")
+        for i, part in enumerate(parts):
+            if i:
+                out.append("-")
+            if part:
+                out.append(part)
+    return out
+
+
+def detokenize(tokens):
+    """The inverse of tokenize: "vingt - deux" is written back as "vingt-deux"."""
+    return " ".join(tokens).replace(" - ", "-")
+
+
+@dataclass
+class Batch:
+    src: np.ndarray  # (B, S) int
+    tgt_in: np.ndarray  # (B, T) int
+    tgt_out: np.ndarray  # (B, T) int
+
+    @property
+    def n_tokens(self):
+        return int((self.src != PAD).sum() + (self.tgt_out != PAD).sum())
+
+
+def pad_sources(src_ids):
+    """Lists of ids -> (B, S) array with </s> appended and <pad> after it."""
+    S = max(len(s) for s in src_ids) + 1
+    src = np.full((len(src_ids), S), PAD, dtype=np.int64)
+    for i, s in enumerate(src_ids):
+        src[i, : len(s) + 1] = s + [EOS]
+    return src
+
+
+def make_batch(src_ids, tgt_ids):
+    """Lists of id lists -> a padded Batch."""
+    T = max(len(t) for t in tgt_ids) + 1
+    tgt_in = np.full((len(tgt_ids), T), PAD, dtype=np.int64)
+    tgt_out = np.full((len(tgt_ids), T), PAD, dtype=np.int64)
+    for i, t in enumerate(tgt_ids):
+        tgt_in[i, : len(t) + 1] = [BOS] + t
+        tgt_out[i, : len(t) + 1] = t + [EOS]
+    return Batch(pad_sources(src_ids), tgt_in, tgt_out)
+
+
+class Task:
+    """Pairs of token lists: a training sampler plus fixed validation and test sets."""
+
+    def __init__(self, src_vocab, tgt_vocab, splits, split_hyphens=False):
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.splits = splits  # name -> list of (src tokens, tgt tokens)
+        self.split_hyphens = split_hyphens
+
+    def encode_pairs(self, pairs):
+        return [self.src_vocab.encode(s) for s, _ in pairs], [self.tgt_vocab.encode(t) for _, t in pairs]
+
+    def eval_batches(self, split, batch_size):
+        """Yield (Batch, target id lists) over a held-out split, in order."""
+        pairs = self.splits[split]
+        for i in range(0, len(pairs), batch_size):
+            src, tgt = self.encode_pairs(pairs[i : i + batch_size])
+            yield make_batch(src, tgt), tgt
+
+
+class AlgorithmicTask(Task):
+    """copy: y = x; reverse: y = x reversed; sort: y = x sorted by symbol id."""
+
+    TRANSFORMS = {"copy": lambda s: list(s), "reverse": lambda s: s[::-1], "sort": sorted}
+
+    def __init__(self, cfg, seed):
+        self.kind, self.n_symbols = cfg.task, cfg.n_symbols
+        self.min_len, self.max_len = cfg.min_len, cfg.max_len
+        symbols = [str(i) for i in range(cfg.n_symbols)]
+        vocab = Vocab(SPECIALS + symbols)
+        # Held-out sets come from their own seeds, so they do not shift with the training stream.
+        held = {}
+        for name, n, stream in (("valid", cfg.n_valid, 1), ("test", cfg.n_test, 2)):
+            rng = np.random.default_rng([seed, stream])
+            held[name] = [self._pair(self._draw(rng)) for _ in range(n)]
+        self.held_out = {tuple(s) for pairs in held.values() for s, _ in pairs}
+        super().__init__(vocab, vocab, held)
+
+    def _draw(self, rng):
+        """One random source sequence of symbol ids (offset past the specials)."""
+        n = int(rng.integers(self.min_len, self.max_len + 1))
+        return rng.integers(len(SPECIALS), len(SPECIALS) + self.n_symbols, size=n).tolist()
+
+    def _pair(self, ids):
+        src = [str(i - len(SPECIALS)) for i in ids]
+        # Sorting compares symbol ids, so "10" comes after "9".
+        tgt = [str(i - len(SPECIALS)) for i in self.TRANSFORMS[self.kind](ids)]
+        return src, tgt
+
+    def train_batch(self, rng, batch_size):
+        src_ids, tgt_ids = [], []
+        while len(src_ids) < batch_size:
+            ids = self._draw(rng)
+            src, _ = self._pair(ids)
+            if tuple(src) in self.held_out:
+                continue  # never train on a held-out sequence
+            src_ids.append(ids)
+            tgt_ids.append(self.TRANSFORMS[self.kind](ids))
+        return make_batch(src_ids, tgt_ids)
+
+
+def read_tsv(path, split_hyphens=False):
+    """Read `source<TAB>target` lines; every problem names the file and line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    pairs = []
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: line {lineno}: not valid UTF-8 (byte {e.start + 1})") from None
+        if "\t" not in text:
+            raise UserError(f"{path}: line {lineno}: no tab between source and target")
+        src, tgt = text.split("\t", 1)
+        if "\t" in tgt:
+            raise UserError(f"{path}: line {lineno}: more than one tab (expected source<TAB>target)")
+        src, tgt = tokenize(src, split_hyphens), tokenize(tgt, split_hyphens)
+        if not src:
+            raise UserError(f"{path}: line {lineno}: empty source")
+        if not tgt:
+            raise UserError(f"{path}: line {lineno}: empty target")
+        pairs.append((src, tgt))
+    if not pairs:
+        raise UserError(f"{path}: no sentence pairs (the file is empty)")
+    return pairs
+
+
+class TsvTask(Task):
+    """The user's parallel data. Training pairs are sampled with replacement from the seeded
+    generator, so a run's position in the data is just the generator's state."""
+
+    def __init__(self, cfg, max_tokens):
+        files = {"train": cfg.train, "valid": cfg.valid, "test": cfg.test}
+        splits = {name: read_tsv(path, cfg.split_hyphens) for name, path in files.items()}
+        for name, pairs in splits.items():
+            for lineno, (src, tgt) in enumerate(pairs, start=1):
+                for side, toks in (("source", src), ("target", tgt)):
+                    if len(toks) > max_tokens and not cfg.truncate:
+                        raise UserError(
+                            f"{files[name]}: pair {lineno}: {side} has {len(toks)} tokens, more than "
+                            f"model.max_len - 1 = {max_tokens} (raise model.max_len or set data.truncate: true)"
+                        )
+            splits[name] = [(s[:max_tokens], t[:max_tokens]) for s, t in pairs]
+        src_vocab = Vocab.build(s for s, _ in splits["train"])
+        tgt_vocab = Vocab.build(t for _, t in splits["train"])
+        self.train_ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in splits["train"]]
+        super().__init__(src_vocab, tgt_vocab, splits, cfg.split_hyphens)
+
+    def train_batch(self, rng, batch_size):
+        idx = rng.integers(0, len(self.train_ids), size=batch_size)
+        return make_batch([self.train_ids[i][0] for i in idx], [self.train_ids[i][1] for i in idx])
+
+
+def load_task(cfg):
+    """cfg: the whole Config. Returns a Task with train_batch(rng, B) and eval_batches()."""
+    if cfg.data.task == "tsv":
+        return TsvTask(cfg.data, cfg.model.max_len - 1)
+    return AlgorithmicTask(cfg.data, cfg.train.seed)
+
+
+def encode_input(text, cfg, task):
+    """One user sentence -> (1, S) source ids, warning about words the model never saw."""
+    import sys
+
+    tokens = tokenize(text, cfg.data.split_hyphens)
+    if not tokens:
+        raise UserError("the input is empty")
+    max_tokens = cfg.model.max_len - 1
+    if len(tokens) > max_tokens:
+        if not cfg.data.truncate:
+            raise UserError(f"the input has {len(tokens)} tokens, more than model.max_len - 1 = {max_tokens} this model accepts")
+        tokens = tokens[:max_tokens]
+    unknown = task.src_vocab.unknown(tokens)
+    if unknown:
+        print(f"warning: not in the training vocabulary, read as <unk>: {' '.join(dict.fromkeys(unknown))}", file=sys.stderr)
+    return pad_sources([task.src_vocab.encode(tokens)])

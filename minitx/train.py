@@ -1,0 +1,249 @@
+"""The training loop: batches in, hand-written gradients, Adam, evaluation, checkpoints.
+
+One step is the whole story of the package in five lines:
+    logits = model.forward(src, tgt_in)          # (B, T, V)
+    loss   = ce.forward(logits, tgt_out)         # scalar
+    model.backward(ce.backward())                # every grads[...] filled
+    clip_grad_norm(model.grads, clip_norm)
+    optimizer.step(model.grads, lr)
+
+A run directory holds config.yaml (the resolved config), metrics.jsonl (one JSON object per
+evaluation) and checkpoint.npz (everything needed to continue exactly where we stopped).
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from minitx import checkpoint
+from minitx.config import config_to_dict, load_config, save_config
+from minitx.data import PAD, load_task
+from minitx.decode import greedy
+from minitx.errors import UserError
+from minitx.loss import CrossEntropy
+from minitx.model import Transformer
+from minitx.optim import Adam, AdamW, clip_grad_norm, make_schedule
+
+
+def build_model(cfg, task, dtype=np.float32):
+    rng = np.random.default_rng([cfg.train.seed, 0])
+    return Transformer(cfg.model, len(task.src_vocab), len(task.tgt_vocab), PAD, rng, dtype)
+
+
+def build_optimizer(cfg, params, names=None):
+    t = cfg.train
+    cls = AdamW if t.optimizer == "adamw" else Adam
+    return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names)
+
+
+def train_step(model, ce, optimizer, batch, lr, clip_norm):
+    """One optimisation step; returns (loss, gradient norm before clipping)."""
+    model.zero_grad()
+    logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
+    loss = ce.forward(logits, batch.tgt_out)
+    model.backward(ce.backward())
+    grad_norm = clip_grad_norm(model.grads, clip_norm)
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        optimizer.step(model.grads, lr)
+    return loss, grad_norm
+
+
+def evaluate(model, task, split, cfg, decode=None):
+    """Teacher-forced loss and token accuracy, plus exact match of decoded outputs.
+
+    token_acc: fraction of target tokens (</s> included) whose argmax prediction is right when
+    the decoder is given the true prefix. exact_match: fraction of sequences whose decoded
+    output equals the target exactly. decode(model, src, max_len) defaults to greedy."""
+    decode = decode or greedy
+    model.train(False)
+    ce = CrossEntropy(PAD)
+    loss_sum = correct = tokens = exact = n = 0
+    for batch, targets in task.eval_batches(split, cfg.eval.batch_size):
+        logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
+        valid = batch.tgt_out != PAD
+        loss_sum += ce.forward(logits, batch.tgt_out) * valid.sum()
+        correct += int(((logits.argmax(-1) == batch.tgt_out) & valid).sum())
+        tokens += int(valid.sum())
+        out = decode(model, batch.src, batch.src.shape[1] + cfg.eval.max_decode_extra)
+        exact += sum(task.tgt_vocab.decode(row) == task.tgt_vocab.decode(t) for row, t in zip(out.tolist(), targets))
+        n += len(targets)
+    return {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1), "n": n}
+
+
+def choose_run_dir(config_path, out, resume):
+    """Never overwrite a run: without --resume an occupied directory gets a numbered sibling."""
+    run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
+    if resume:
+        if not (run_dir / checkpoint.CHECKPOINT).exists():
+            raise UserError(f"{run_dir}: nothing to resume (no {checkpoint.CHECKPOINT}); drop --resume to start a new run")
+        return run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        i = 2
+        while Path(f"{run_dir}-{i}").exists():
+            i += 1
+        print(f"{run_dir} already holds a run; writing this one to {run_dir}-{i} (use --resume to continue {run_dir})")
+        run_dir = Path(f"{run_dir}-{i}")
+    return run_dir
+
+
+class Run:
+    """Everything a training run owns, and how it is saved and restored."""
+
+    def __init__(self, cfg, run_dir):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.task = load_task(cfg)
+        self.model = build_model(cfg, self.task)
+        self.optimizer = build_optimizer(cfg, self.model.params)
+        self.data_rng = np.random.default_rng([cfg.train.seed, 3])
+        self.step = 0
+        self.loss_sum, self.loss_count = 0.0, 0
+
+    def state(self):
+        arrays = {f"param/{k}": v for k, v in self.model.params.items()}
+        arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_dict().items()})
+        arrays.update({
+            "step": np.array(self.step),
+            "rng/model": checkpoint.rng_state(self.model.rng),
+            "rng/data": checkpoint.rng_state(self.data_rng),
+            "vocab/src": np.array(self.task.src_vocab.itos),
+            "vocab/tgt": np.array(self.task.tgt_vocab.itos),
+            "config": np.array(json.dumps(config_to_dict(self.cfg))),
+            "loss_sum": np.array(self.loss_sum),
+            "loss_count": np.array(self.loss_count),
+        })
+        return arrays
+
+    def save(self):
+        checkpoint.save(self.run_dir / checkpoint.CHECKPOINT, self.state())
+
+    def restore(self, arrays, path):
+        load_params(self.model, arrays, path)
+        self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        self.step = int(arrays["step"])
+        checkpoint.set_rng_state(self.model.rng, arrays["rng/model"])
+        checkpoint.set_rng_state(self.data_rng, arrays["rng/data"])
+        self.loss_sum, self.loss_count = float(arrays["loss_sum"]), int(arrays["loss_count"])
+
+
+def load_params(model, arrays, path):
+    """Copy checkpoint parameters into the model in place, checking names and shapes."""
+    names = {k[6:] for k in arrays if k.startswith("param/")}
+    if names != set(model.params):
+        missing = sorted(set(model.params) - names)[:3]
+        extra = sorted(names - set(model.params))[:3]
+        raise UserError(f"{path}: checkpoint does not fit the config's model (missing {missing}, unexpected {extra})")
+    for k, p in model.params.items():
+        saved = arrays[f"param/{k}"]
+        if saved.shape != p.shape:
+            raise UserError(f"{path}: parameter {k} has shape {saved.shape} in the checkpoint but {p.shape} in the config's model")
+        p[...] = saved
+
+
+def check_compatible(cfg, saved_json, where):
+    """A resumed run may change how long it trains, not what it trains."""
+    saved = json.loads(str(saved_json))
+    now = config_to_dict(cfg)
+    for section in ("model", "data"):
+        for key, value in now[section].items():
+            if saved[section].get(key) != value:
+                raise UserError(
+                    f"{where}: the checkpoint was trained with {section}.{key} = {saved[section].get(key)!r}, "
+                    f"the config says {value!r}; they must match to resume"
+                )
+
+
+def train(config_path, overrides=(), out=None, resume=False, quiet=False):
+    """Train from a config file; returns the run directory."""
+    cfg = load_config(config_path, overrides)
+    run_dir = choose_run_dir(config_path, out, resume)
+    run = Run(cfg, run_dir)
+    ckpt_path = run_dir / checkpoint.CHECKPOINT
+    if resume:
+        arrays = checkpoint.load(ckpt_path)
+        check_compatible(cfg, arrays["config"], ckpt_path)
+        run.restore(arrays, ckpt_path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    t = cfg.train
+    schedule = make_schedule(t.schedule, t.lr, t.warmup, t.steps, d_model=cfg.model.d_model)
+    ce = CrossEntropy(PAD, t.label_smoothing)
+    ckpt_every = t.checkpoint_every or t.eval_every
+    start = time.perf_counter()
+    last_saved = run.step
+    bar = tqdm(total=t.steps, initial=run.step, desc=run_dir.name, disable=quiet, dynamic_ncols=True)
+    tokens_since, tick = 0, time.perf_counter()
+    try:
+        while run.step < t.steps:
+            run.model.train(True)
+            batch = run.task.train_batch(run.data_rng, t.batch_size)
+            lr = schedule(run.step + 1)
+            loss, grad_norm = train_step(run.model, ce, run.optimizer, batch, lr, t.clip_norm)
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                what = "loss" if not math.isfinite(loss) else "gradient norm"
+                raise UserError(
+                    f"step {run.step + 1}: {what} is not finite; stopped. The last good checkpoint "
+                    f"(step {last_saved}) is kept in {ckpt_path}. Try a lower train.lr, or check the data"
+                )
+            run.step += 1
+            run.loss_sum += loss
+            run.loss_count += 1
+            tokens_since += batch.n_tokens
+            bar.update(1)
+            if run.step % 10 == 0:
+                now = time.perf_counter()
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_since / (now - tick):.0f}")
+                tokens_since, tick = 0, now
+            finished = run.step == t.steps
+            if run.step % t.eval_every == 0 or finished:
+                metrics = {"step": run.step, "train_loss": run.loss_sum / max(run.loss_count, 1)}
+                metrics.update(evaluate(run.model, run.task, "valid", cfg))
+                metrics["elapsed_s"] = round(time.perf_counter() - start, 3)
+                run.loss_sum, run.loss_count = 0.0, 0
+                with open(run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                bar.write(
+                    f"step {run.step}: train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
+                    f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}  ({metrics['elapsed_s']:.1f} s)"
+                )
+                if t.target_exact_match and metrics["exact_match"] >= t.target_exact_match:
+                    run.save()
+                    bar.write(f"reached exact_match {metrics['exact_match']:.4f} >= {t.target_exact_match} at step {run.step}; stopping")
+                    break
+            if run.step % ckpt_every == 0 or finished:
+                run.save()
+                last_saved = run.step
+    except KeyboardInterrupt:
+        run.save()
+        bar.close()
+        raise UserError(
+            f"interrupted at step {run.step}; checkpoint saved to {ckpt_path}. "
+            f"Continue with: python -m minitx train {config_path} --resume --out {run_dir}"
+        ) from None
+    bar.close()
+    print(f"run saved in {run_dir}")
+    return run_dir
+
+
+def load_run(run_dir):
+    """A trained run for inference: (cfg, model, task), from config.yaml and checkpoint.npz."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: not a run directory")
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.exists():
+        raise UserError(f"{run_dir}: no config.yaml (is this a minitx run directory?)")
+    cfg = load_config(cfg_path)
+    ckpt_path = run_dir / checkpoint.CHECKPOINT
+    arrays = checkpoint.load(ckpt_path)
+    task = load_task(cfg)
+    for side, vocab in (("src", task.src_vocab), ("tgt", task.tgt_vocab)):
+        if list(arrays[f"vocab/{side}"]) != vocab.itos:
+            raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds (did the data change?)")
+    model = build_model(cfg, task)
+    load_params(model, arrays, ckpt_path)
+    model.train(False)
+    return cfg, model, task
