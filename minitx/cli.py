@@ -51,11 +51,39 @@ def cmd_gradcheck(args):
     return run_cli(args.config)
 
 
+def cmd_bench(args):
+    from minitx.bench import run_cli
+
+    run_cli(args)
+
+
+def cmd_attention(args):
+    from minitx.show import attention_command
+
+    attention_command(args.run_dir, args.text, args.kind, args.layer, args.head, args.png, not args.no_png)
+
+
+def cmd_plot(args):
+    from minitx.show import curves_command
+
+    curves_command(args.run_dir, args.out)
+
+
+def cmd_trace(args):
+    from minitx.trace import run_cli
+
+    run_cli(args.config, args.set, args.batch, args.depth)
+
+
 COMMANDS = {
     "train": (cmd_train, "train a model from a YAML config"),
     "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
     "translate": (cmd_translate, "decode one input with a trained run"),
     "gradcheck": (cmd_gradcheck, "check every hand-written gradient against finite differences"),
+    "bench": (cmd_bench, "time training steps and print one JSON line (ms/step, GFLOP/s, MFU, memory)"),
+    "attention": (cmd_attention, "show every layer's and head's attention for one input"),
+    "plot": (cmd_plot, "draw a run's loss and accuracy curves"),
+    "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
 }
 
 
@@ -81,6 +109,31 @@ def build_parser():
         p.add_argument("--beam", type=int, default=0, help="beam size (default: the run's eval.beam)")
 
     parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
+
+    p = parsers["bench"]
+    p.add_argument("config", nargs="?", default="tiny", help="config to time (default tiny)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps; we report their median (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
+
+    p = parsers["attention"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
+    p.add_argument("--kind", choices=("cross", "encoder", "decoder", "all"), default="all", help="which attention to show (default all)")
+    p.add_argument("--layer", type=int, help="only this layer (counting from 0)")
+    p.add_argument("--head", type=int, help="only this head (counting from 0)")
+    p.add_argument("--png", metavar="DIR", help="where to save PNG pictures (default RUN_DIR/attention)")
+    p.add_argument("--no-png", action="store_true", help="terminal view only")
+
+    p = parsers["plot"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
+
+    p = parsers["trace"]
+    p.add_argument("config", help="a config name in configs/ (tiny, tiny.yaml) or a path")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
+    p.add_argument("--batch", type=int, default=2, help="batch size B (default 2)")
+    p.add_argument("--depth", type=int, help="show modules nested at most this deep (default all; 2 shows the layers)")
     return parser
 
 
@@ -90,7 +143,10 @@ def main(argv=None):
         return COMMANDS[args.command][0](args) or 0
     except UserError as e:
         print(f"minitx: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("minitx: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

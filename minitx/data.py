@@ -149,6 +149,13 @@ class AlgorithmicTask(Task):
             rng = np.random.default_rng([seed, stream])
             held[name] = [self._pair(self._draw(rng)) for _ in range(n)]
         self.held_out = {tuple(s) for pairs in held.values() for s, _ in pairs}
+        # The training sampler rejects held-out sequences; it needs some left to draw.
+        possible = sum(cfg.n_symbols**n for n in range(cfg.min_len, cfg.max_len + 1))
+        if len(self.held_out) >= possible:
+            raise UserError(
+                f"data: the validation and test sets hold all {possible} possible sequences, leaving none "
+                f"to train on; raise data.n_symbols or data.max_len, or lower data.n_valid and data.n_test"
+            )
         super().__init__(vocab, vocab, held)
 
     def _draw(self, rng):
@@ -174,8 +181,9 @@ class AlgorithmicTask(Task):
         return make_batch(src_ids, tgt_ids)
 
 
-def read_tsv(path, split_hyphens=False):
-    """Read `source<TAB>target` lines; every problem names the file and line."""
+def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False):
+    """Read `source<TAB>target` lines; every problem names the file and line. A side longer
+    than max_tokens is an error, or is cut to max_tokens when truncate is set."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -199,6 +207,14 @@ def read_tsv(path, split_hyphens=False):
             raise UserError(f"{path}: line {lineno}: empty source")
         if not tgt:
             raise UserError(f"{path}: line {lineno}: empty target")
+        if max_tokens is not None:
+            for side, toks in (("source", src), ("target", tgt)):
+                if len(toks) > max_tokens and not truncate:
+                    raise UserError(
+                        f"{path}: line {lineno}: {side} has {len(toks)} tokens, more than model.max_len - 1 = "
+                        f"{max_tokens} (raise model.max_len or set data.truncate: true)"
+                    )
+            src, tgt = src[:max_tokens], tgt[:max_tokens]
         pairs.append((src, tgt))
     if not pairs:
         raise UserError(f"{path}: no sentence pairs (the file is empty)")
@@ -211,16 +227,7 @@ class TsvTask(Task):
 
     def __init__(self, cfg, max_tokens):
         files = {"train": cfg.train, "valid": cfg.valid, "test": cfg.test}
-        splits = {name: read_tsv(path, cfg.split_hyphens) for name, path in files.items()}
-        for name, pairs in splits.items():
-            for lineno, (src, tgt) in enumerate(pairs, start=1):
-                for side, toks in (("source", src), ("target", tgt)):
-                    if len(toks) > max_tokens and not cfg.truncate:
-                        raise UserError(
-                            f"{files[name]}: pair {lineno}: {side} has {len(toks)} tokens, more than "
-                            f"model.max_len - 1 = {max_tokens} (raise model.max_len or set data.truncate: true)"
-                        )
-            splits[name] = [(s[:max_tokens], t[:max_tokens]) for s, t in pairs]
+        splits = {name: read_tsv(path, cfg.split_hyphens, max_tokens, cfg.truncate) for name, path in files.items()}
         src_vocab = Vocab.build(s for s, _ in splits["train"])
         tgt_vocab = Vocab.build(t for _, t in splits["train"])
         self.train_ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in splits["train"]]

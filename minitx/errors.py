@@ -9,3 +9,9 @@ every other exception is a bug in minitx and keeps its traceback.
 
 class UserError(Exception):
     """A problem with the user's input, reported in one line and exit status 2."""
+
+
+class Interrupted(UserError):
+    """Training stopped by Ctrl-C after saving a checkpoint; exits with the shell's usual 130."""
+
+    exit_code = 130

@@ -13,6 +13,7 @@ evaluation) and checkpoint.npz (everything needed to continue exactly where we s
 
 import json
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -20,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from minitx import checkpoint
-from minitx.config import config_to_dict, load_config, save_config
+from minitx.config import config_to_dict, load_config, resolve_config_path, save_config
 from minitx.data import PAD, load_task
 from minitx.decode import greedy
-from minitx.errors import UserError
+from minitx.errors import Interrupted, UserError
 from minitx.loss import CrossEntropy
 from minitx.model import Transformer
 from minitx.optim import Adam, AdamW, clip_grad_norm, make_schedule
@@ -129,17 +130,17 @@ class Run:
         self.loss_sum, self.loss_count = float(arrays["loss_sum"]), int(arrays["loss_count"])
 
 
-def load_params(model, arrays, path):
+def load_params(model, arrays, path, cfg_path="the config"):
     """Copy checkpoint parameters into the model in place, checking names and shapes."""
     names = {k[6:] for k in arrays if k.startswith("param/")}
     if names != set(model.params):
         missing = sorted(set(model.params) - names)[:3]
         extra = sorted(names - set(model.params))[:3]
-        raise UserError(f"{path}: checkpoint does not fit the config's model (missing {missing}, unexpected {extra})")
+        raise UserError(f"{path} does not fit the model {cfg_path} describes (missing {missing}, unexpected {extra})")
     for k, p in model.params.items():
         saved = arrays[f"param/{k}"]
         if saved.shape != p.shape:
-            raise UserError(f"{path}: parameter {k} has shape {saved.shape} in the checkpoint but {p.shape} in the config's model")
+            raise UserError(f"{path} does not fit the model {cfg_path} describes: {k} is {saved.shape} in the checkpoint, {p.shape} in the model")
         p[...] = saved
 
 
@@ -157,7 +158,8 @@ def check_compatible(cfg, saved_json, where):
 
 
 def train(config_path, overrides=(), out=None, resume=False, quiet=False):
-    """Train from a config file; returns the run directory."""
+    """Train from a config (a name in configs/ or a path); returns the run directory."""
+    config_path = resolve_config_path(config_path)
     cfg = load_config(config_path, overrides)
     run_dir = choose_run_dir(config_path, out, resume)
     run = Run(cfg, run_dir)
@@ -176,18 +178,36 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
     last_saved = run.step
     bar = tqdm(total=t.steps, initial=run.step, desc=run_dir.name, disable=quiet, dynamic_ncols=True)
     tokens_since, tick = 0, time.perf_counter()
+    # Ctrl-C only raises a flag: we finish the step in hand, so the checkpoint never holds a
+    # half-applied update. A second Ctrl-C stops at once, keeping the last saved checkpoint.
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        bar.write("Ctrl-C: finishing this step and saving a checkpoint (press again to quit at once)")
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         while run.step < t.steps:
+            if stop["requested"]:
+                run.save()
+                bar.close()
+                raise Interrupted(
+                    f"interrupted at step {run.step}; checkpoint saved to {ckpt_path}. "
+                    f"Continue with: python -m minitx train {config_path} --resume --out {run_dir}"
+                )
             run.model.train(True)
             batch = run.task.train_batch(run.data_rng, t.batch_size)
             lr = schedule(run.step + 1)
             loss, grad_norm = train_step(run.model, ce, run.optimizer, batch, lr, t.clip_norm)
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
-                raise UserError(
-                    f"step {run.step + 1}: {what} is not finite; stopped. The last good checkpoint "
-                    f"(step {last_saved}) is kept in {ckpt_path}. Try a lower train.lr, or check the data"
-                )
+                kept = (f"the last good checkpoint (step {last_saved}) is kept in {ckpt_path}"
+                        if ckpt_path.exists() else "no checkpoint had been saved yet")
+                raise UserError(f"step {run.step + 1}: {what} is {loss if what == 'loss' else grad_norm}; stopped, and "
+                                f"{kept}. Try a lower train.lr, or check the data")
             run.step += 1
             run.loss_sum += loss
             run.loss_count += 1
@@ -216,13 +236,8 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
             if run.step % ckpt_every == 0 or finished:
                 run.save()
                 last_saved = run.step
-    except KeyboardInterrupt:
-        run.save()
-        bar.close()
-        raise UserError(
-            f"interrupted at step {run.step}; checkpoint saved to {ckpt_path}. "
-            f"Continue with: python -m minitx train {config_path} --resume --out {run_dir}"
-        ) from None
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     bar.close()
     print(f"run saved in {run_dir}")
     return run_dir
@@ -244,6 +259,6 @@ def load_run(run_dir):
         if list(arrays[f"vocab/{side}"]) != vocab.itos:
             raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds (did the data change?)")
     model = build_model(cfg, task)
-    load_params(model, arrays, ckpt_path)
+    load_params(model, arrays, ckpt_path, cfg_path)
     model.train(False)
     return cfg, model, task

@@ -1,0 +1,112 @@
+"""Data facts: held-out sets are never trained on, targets are right, batches are framed and
+padded as the model expects, and every bad data file gets a one-line error naming the line."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from minitx.config import DataConfig, load_config
+from minitx.data import BOS, EOS, PAD, UNK, AlgorithmicTask, Vocab, detokenize, encode_input, make_batch, read_tsv, tokenize
+from minitx.errors import UserError
+
+
+def algorithmic(task, n_symbols=10, min_len=3, max_len=6, n_held=200):
+    cfg = DataConfig(task=task, n_symbols=n_symbols, min_len=min_len, max_len=max_len, n_valid=n_held, n_test=n_held)
+    return AlgorithmicTask(cfg, seed=0)
+
+
+def test_no_held_out_sequence_is_ever_trained_on():
+    # Length 2 over 3 symbols has only 9 sequences, so collisions are certain if we don't reject.
+    task = algorithmic("copy", n_symbols=3, min_len=2, max_len=3, n_held=8)
+    held = {tuple(s) for s, _ in task.splits["valid"] + task.splits["test"]}
+    assert any(len(s) == 2 for s in held)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        batch = task.train_batch(rng, 32)
+        for row in batch.src:
+            tokens = tuple(task.src_vocab.decode(row.tolist()))
+            assert tokens not in held, tokens
+
+
+def test_holding_out_every_possible_sequence_is_an_error():
+    with pytest.raises(UserError, match="hold all 36 possible sequences"):
+        algorithmic("copy", n_symbols=3, min_len=2, max_len=3, n_held=200)
+
+
+def test_targets_are_copied_reversed_and_sorted():
+    for kind, rule in (("copy", list), ("reverse", lambda s: s[::-1]), ("sort", lambda s: sorted(s, key=int))):
+        task = algorithmic(kind, n_symbols=12)
+        for src, tgt in task.splits["valid"][:50]:
+            assert tgt == rule(src), (kind, src, tgt)
+
+
+def test_valid_and_test_sets_repeat_with_the_seed_and_differ_from_each_other():
+    a, b = algorithmic("copy"), algorithmic("copy")
+    assert a.splits == b.splits
+    assert a.splits["valid"] != a.splits["test"]
+
+
+def test_batches_are_framed_and_padded_to_the_longest():
+    batch = make_batch([[4, 5, 6], [7]], [[8, 9], [10, 11, 12]])
+    assert batch.src.tolist() == [[4, 5, 6, EOS], [7, EOS, PAD, PAD]]
+    assert batch.tgt_in.tolist() == [[BOS, 8, 9, PAD], [BOS, 10, 11, 12]]
+    assert batch.tgt_out.tolist() == [[8, 9, EOS, PAD], [10, 11, 12, EOS]]
+
+
+def test_hyphens_split_into_their_own_tokens_and_join_back():
+    text = "quatre-vingt-dix-neuf mille"
+    tokens = tokenize(text, split_hyphens=True)
+    assert tokens == ["quatre", "-", "vingt", "-", "dix", "-", "neuf", "mille"]
+    assert detokenize(tokens) == text
+    assert tokenize(text) == ["quatre-vingt-dix-neuf", "mille"]
+
+
+def test_vocab_starts_with_the_specials_and_maps_unknown_words_to_unk():
+    vocab = Vocab.build([["b", "a"], ["a", "c"]])
+    assert vocab.itos[:4] == ["<pad>", "<s>", "</s>", "<unk>"] and vocab.itos[4:] == ["b", "a", "c"]
+    assert vocab.encode(["a", "zzz"]) == [5, UNK]
+    assert vocab.decode([5, 4, EOS, 6]) == ["a", "b"]
+
+
+def write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"one\tun\ntwo deux\n", r"bad\.tsv: line 2: no tab"),
+        (b"one\tun\n\tdeux\n", r"bad\.tsv: line 2: empty source"),
+        (b"one\tun\ntwo\t  \n", r"bad\.tsv: line 2: empty target"),
+        (b"", r"bad\.tsv: no sentence pairs"),
+        (b"one\tun\ntr\xe8s\tvery\n", r"bad\.tsv: line 2: not valid UTF-8"),
+        (b"a b c d e\tx\n", r"bad\.tsv: line 1: source has 5 tokens, more than model.max_len - 1 = 4"),
+    ],
+)
+def test_bad_data_files_name_the_file_and_line(tmp_path, content, message):
+    path = write(tmp_path, "bad.tsv", content)
+    with pytest.raises(UserError, match=message):
+        read_tsv(path, max_tokens=4)
+
+
+def test_truncate_cuts_long_lines_instead(tmp_path):
+    path = write(tmp_path, "long.tsv", b"a b c d e\tx\n")
+    assert read_tsv(path, max_tokens=4, truncate=True) == [(["a", "b", "c", "d"], ["x"])]
+
+
+def test_unseen_input_words_are_read_as_unk_with_a_warning(capsys):
+    cfg = load_config("configs/tiny.yaml")
+    task = SimpleNamespace(src_vocab=Vocab.build([["forty", "two"]]))
+    src = encode_input("forty three two", cfg, task)
+    assert src.tolist() == [[4, UNK, 5, EOS]]
+    assert "not in the training vocabulary, read as <unk>: three" in capsys.readouterr().err
+
+
+def test_an_input_longer_than_the_model_accepts_is_an_error():
+    cfg = load_config("configs/tiny.yaml")
+    task = SimpleNamespace(src_vocab=Vocab.build([["1"]]))
+    with pytest.raises(UserError, match="more than model.max_len - 1"):
+        encode_input(" ".join(["1"] * cfg.model.max_len), cfg, task)

@@ -1,0 +1,153 @@
+"""Training runs end to end: loss falls, runs repeat exactly, checkpoints round-trip, resume
+is exact, and no interruption loses work."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from minitx import checkpoint
+from minitx import train as train_module
+from minitx.cli import main
+from minitx.errors import Interrupted, UserError
+from minitx.train import train
+
+# A few fast steps of the tiny copy config, with small held-out sets.
+FAST = ["data.n_valid=40", "data.n_test=40", "train.warmup=10"]
+
+
+def run(tmp_path, name, steps, every=10, extra=(), **kw):
+    return train("tiny", FAST + [f"train.steps={steps}", f"train.eval_every={every}"] + list(extra), out=tmp_path / name, quiet=True, **kw)
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def params(run_dir):
+    arrays = checkpoint.load(run_dir / checkpoint.CHECKPOINT)
+    return {k: v for k, v in arrays.items() if k.startswith(("param/", "optim/"))}
+
+
+def assert_same_arrays(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{k}: max difference {np.abs(a[k] - b[k]).max()}"
+
+
+def test_a_short_copy_run_lowers_the_loss(tmp_path):
+    run_dir = run(tmp_path, "r", steps=80, every=40, extra=["train.lr=3e-3"])
+    m = metrics(run_dir)
+    assert [r["step"] for r in m] == [40, 80]
+    for key in ("step", "train_loss", "val_loss", "token_acc", "exact_match", "elapsed_s"):
+        assert key in m[0], key
+    # A uniform guess over 14 tokens costs log(14) = 2.64 nats.
+    assert m[-1]["val_loss"] < m[0]["val_loss"] < np.log(14), m
+    assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoint.npz").exists()
+
+
+def test_same_config_and_seed_give_identical_numbers(tmp_path):
+    a, b = run(tmp_path, "a", steps=20, extra=["model.dropout=0.1"]), run(tmp_path, "b", steps=20, extra=["model.dropout=0.1"])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+    assert strip(metrics(a)) == strip(metrics(b))
+    assert_same_arrays(params(a), params(b))
+
+
+def test_resume_is_exact(tmp_path):
+    straight = run(tmp_path, "straight", steps=20, extra=["model.dropout=0.1"])
+    half = run(tmp_path, "half", steps=10, extra=["model.dropout=0.1"])
+    run(tmp_path, "half", steps=20, extra=["model.dropout=0.1"], resume=True)
+    assert_same_arrays(params(straight), params(half))
+    assert [r["step"] for r in metrics(half)] == [10, 20]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    run_dir = run(tmp_path, "r", steps=10)
+    cfg = train_module.load_config(run_dir / "config.yaml")
+    original = train_module.Run(cfg, run_dir)
+    original.restore(checkpoint.load(run_dir / checkpoint.CHECKPOINT), "x")
+    copy = train_module.Run(cfg, tmp_path / "elsewhere")
+    copy.restore(original.state(), "x")
+    a, b = original.state(), copy.state()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert int(a["step"]) == 10
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def ctrl_c_during_seventh(*args):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the step
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", ctrl_c_during_seventh)
+    with pytest.raises(Interrupted, match="interrupted at step 7.*--resume"):
+        run(tmp_path, "r", steps=20)
+    assert int(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["step"]) == 7
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    run(tmp_path, "r", steps=20, resume=True)
+    straight = run(tmp_path, "straight", steps=20)
+    assert_same_arrays(params(straight), params(tmp_path / "r"))
+
+
+def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    run_dir = run(tmp_path, "r", steps=10)
+    path = run_dir / checkpoint.CHECKPOINT
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process died between writing and renaming
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, {"x": np.zeros(3)})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.npz", "config.yaml", "metrics.jsonl"]
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def nan_on_fifteenth(*args):
+        calls["n"] += 1
+        loss, norm = real_step(*args)
+        return (float("nan"), norm) if calls["n"] == 15 else (loss, norm)
+
+    monkeypatch.setattr(train_module, "train_step", nan_on_fifteenth)
+    with pytest.raises(UserError, match=r"step 15: loss is nan.*step 10.*lower train.lr"):
+        run(tmp_path, "r", steps=20)
+    assert int(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["step"]) == 10
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, capsys):
+    first = run(tmp_path, "r", steps=10)
+    before = (first / checkpoint.CHECKPOINT).read_bytes()
+    second = run(tmp_path, "r", steps=10)
+    assert second == tmp_path / "r-2", second
+    assert (first / checkpoint.CHECKPOINT).read_bytes() == before
+    assert "already holds a run" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    run(tmp_path, "r", steps=10)
+    with pytest.raises(UserError, match=r"model.d_ff = 256.*512"):
+        run(tmp_path, "r", steps=20, extra=["model.d_ff=512"], resume=True)
+
+
+def test_eval_and_translate_commands(tmp_path, capsys):
+    run_dir = run(tmp_path, "r", steps=10)
+    capsys.readouterr()  # drop the training log
+    assert main(["eval", str(run_dir), "--split", "valid"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 40 and 0 <= out["exact_match"] <= 1 and 0 <= out["token_acc"] <= 1, out
+    assert main(["translate", str(run_dir), "3 1 4 1 5"]) == 0
+    words = capsys.readouterr().out.split()
+    assert all(w in [str(i) for i in range(10)] for w in words), words
