@@ -1,0 +1,86 @@
+"""Every bad input a user can give minitx, with the one-line error it must get.
+
+Each case is (what the user did, a setup function that prepares files in the current directory
+and returns the command-line arguments, a regular expression the message must match). The tests
+in test_errors.py run each case through the real command line; scripts/make_errors_doc.py runs
+the same cases to write the table in docs/errors.md, so the documented messages are real.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+TINY = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
+FAST = ["--set", "train.steps=2", "--set", "train.eval_every=2", "--set", "data.n_valid=4", "--set", "data.n_test=4", "--quiet"]
+
+
+def config(text, name="my.yaml"):
+    Path(name).write_text(text)
+    return name
+
+
+def tsv_config(train=b"one\tun\ntwo\tdeux\n"):
+    Path("train.tsv").write_bytes(train)
+    Path("valid.tsv").write_bytes(b"one\tun\n")
+    Path("test.tsv").write_bytes(b"two\tdeux\n")
+    return config("data:\n  task: tsv\n  train: train.tsv\n  valid: valid.tsv\n  test: test.tsv\n")
+
+
+def trained_run():
+    from minitx.cli import main
+
+    assert main(["train", str(TINY), "--out", "run"] + FAST) == 0
+    return "run"
+
+
+def train(cfg, *extra):
+    return ["train", cfg, "--out", "out"] + FAST + list(extra)
+
+
+def corrupt(data):
+    def setup():
+        run = trained_run()
+        path = Path(run) / "checkpoint.npz"
+        path.write_bytes(data(path.read_bytes()))
+        return ["eval", run]
+    return setup
+
+
+def incompatible():
+    run = trained_run()
+    text = (Path(run) / "config.yaml").read_text().replace("d_ff: 256", "d_ff: 128")
+    (Path(run) / "config.yaml").write_text(text)
+    return ["eval", run]
+
+
+CASES = [
+    ("config file not found", lambda: train("nope.yaml"), r"config 'nope.yaml' not found"),
+    ("invalid YAML", lambda: train(config("model:\n  d_model: 64\n  n_heads: [4\n")), r"my.yaml: line \d+: invalid YAML"),
+    ("unknown key (with a suggestion)", lambda: train(config("model:\n  d_modle: 64\n")), r"my.yaml: model.d_modle: unknown key \(did you mean 'd_model'\?\)"),
+    ("unknown section", lambda: train(config("modle:\n  d_model: 64\n")), r"my.yaml: modle: unknown section"),
+    ("wrong type", lambda: train(config("train:\n  steps: ten\n")), r"my.yaml: train.steps: expected an integer, got 'ten'"),
+    ("D not divisible by H", lambda: train(config("model:\n  d_model: 64\n  n_heads: 5\n")), r"my.yaml: model.d_model: .*divisible"),
+    ("zero or negative size", lambda: train(config("model:\n  d_ff: 0\n")), r"my.yaml: model.d_ff: .*"),
+    ("dropout outside [0, 1)", lambda: train(config("model:\n  dropout: 1.0\n")), r"my.yaml: model.dropout: "),
+    ("warmup longer than a cosine schedule", lambda: train(config("train:\n  schedule: cosine\n  steps: 10\n  warmup: 20\n")), r"my.yaml: train.warmup: "),
+    ("missing data file", lambda: train(config("data:\n  task: tsv\n  train: no.tsv\n  valid: no.tsv\n  test: no.tsv\n")), r"my.yaml: data.train: file 'no.tsv' does not exist"),
+    ("--set with a bad path", lambda: ["train", str(TINY), "--set", "model.width=3"], r"--set model.width: unknown key"),
+    ("--set with a bad value", lambda: ["train", str(TINY), "--set", "train.lr=fast"], r"--set train.lr: expected a number"),
+    ("--set without '='", lambda: ["train", str(TINY), "--set", "train.lr"], r"--set train.lr"),
+    ("data line without a tab", lambda: train(tsv_config(b"one\tun\ntwo deux\n")), r"train.tsv: line 2: no tab"),
+    ("empty source", lambda: train(tsv_config(b"one\tun\n\tdeux\n")), r"train.tsv: line 2: empty source"),
+    ("empty target", lambda: train(tsv_config(b"one\tun\ntwo\t\n")), r"train.tsv: line 2: empty target"),
+    ("empty data file", lambda: train(tsv_config(b"")), r"train.tsv: no sentence pairs"),
+    ("bytes that are not UTF-8", lambda: train(tsv_config(b"one\tun\ntr\xe8s\tvery\n")), r"train.tsv: line 2: not valid UTF-8"),
+    ("a data line longer than the model accepts", lambda: train(tsv_config(b"one\tun\n" + b"x " * 80 + b"\tdeux\n")), r"train.tsv: line 2: source has 80 tokens"),
+    ("held-out sets leave nothing to train on", lambda: train(str(TINY), "--set", "data.n_symbols=2", "--set", "data.min_len=2", "--set", "data.max_len=2"), r"hold all 4 possible sequences"),
+    ("--resume with nothing to resume", lambda: ["train", str(TINY), "--out", "empty", "--resume"], r"empty: nothing to resume"),
+    ("resume with a different model", lambda: (trained_run(), ["train", str(TINY), "--out", "run", "--resume", "--set", "model.d_ff=128"])[1], r"trained with model.d_ff = 256, the config says 128"),
+    ("a run directory that does not exist", lambda: ["eval", "no_such_run"], r"no_such_run: not a run directory"),
+    ("a run directory without a checkpoint", lambda: (Path("r").mkdir(), Path("r/config.yaml").write_text(TINY.read_text()), ["eval", "r"])[2], r"r/checkpoint.npz: no checkpoint here"),
+    ("a truncated checkpoint", corrupt(lambda b: b[: len(b) // 2]), r"checkpoint.npz: not a readable minitx checkpoint"),
+    ("a corrupted checkpoint", corrupt(lambda b: b"garbage" + b[7:]), r"checkpoint.npz: not a readable minitx checkpoint"),
+    ("a checkpoint from an incompatible config", incompatible, r"run/checkpoint.npz does not fit the model run/config.yaml describes"),
+    ("an input longer than the model accepts", lambda: ["translate", trained_run(), " ".join(["1"] * 70)], r"the input has 70 tokens, more than model.max_len - 1 = 63"),
+    ("an unknown evaluation split", lambda: ["eval", trained_run(), "--split", "dev"], r"--split dev: no such split"),
+]
