@@ -59,5 +59,10 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise UserError(f"{path}: not a readable minitx checkpoint (truncated or corrupted: {e})") from None
+    except zipfile.BadZipFile:
+        reason = "truncated, or not an .npz archive"
+    except ValueError:
+        reason = "it holds pickled objects, which minitx never writes"
+    except (OSError, EOFError, KeyError, zipfile.LargeZipFile) as e:
+        reason = f"corrupted: {e}"
+    raise UserError(f"{path}: not a readable minitx checkpoint ({reason}); retrain, or restore it from a copy")

@@ -58,7 +58,8 @@ def main_():
                 os.chdir(cwd)
         message = err.getvalue().strip().splitlines()[-1]
         assert status == 2, (what, status, message)
-        rows.append(f"| {what} | `{message.replace('|', '/')}` |")
+        message = message.replace(str(ROOT), "<repo>").replace("|", "/")
+        rows.append(f"| {what} | `{message}` |")
     (ROOT / "docs" / "errors.md").write_text(HEADER + "\n".join(rows) + "\n")
     print(f"wrote {len(rows)} rows to docs/errors.md")
 
