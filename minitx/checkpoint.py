@@ -59,10 +59,9 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except zipfile.BadZipFile:
-        reason = "truncated, or not an .npz archive"
-    except ValueError:
-        reason = "it holds pickled objects, which minitx never writes"
+    except (zipfile.BadZipFile, ValueError):
+        # NumPy reads a file that is not a zip archive as a pickle, which we refuse.
+        reason = "truncated or corrupted: not a valid .npz archive"
     except (OSError, EOFError, KeyError, zipfile.LargeZipFile) as e:
         reason = f"corrupted: {e}"
     raise UserError(f"{path}: not a readable minitx checkpoint ({reason}); retrain, or restore it from a copy")
