@@ -113,6 +113,12 @@ def _residual(res, x, f):
     return res.norm.forward(x + f(x))
 
 
+def length_limit(model, max_len):
+    """The decoder reads positions 0 .. L-1 (<s> first), so it can emit at most as many tokens
+    as its positional table has rows."""
+    return min(max_len, model.decoder.embed.positions.table.shape[0])
+
+
 def greedy(model, src, max_len):
     """src (B, S) ids -> (B, L <= max_len) generated ids (without <s>), <pad> after </s>.
 
@@ -120,6 +126,7 @@ def greedy(model, src, max_len):
     the length limit is reached. A finished row keeps being fed <pad> (its key is masked), so
     the batch stays rectangular."""
     dec = IncrementalDecoder(model, src)
+    max_len = length_limit(model, max_len)
     B = src.shape[0]
     nxt = np.full(B, BOS, dtype=np.int64)  # (B,)
     done = np.zeros(B, dtype=bool)
@@ -138,6 +145,7 @@ def greedy_uncached(model, src, max_len):
     """The same as greedy, without the cache: every step runs the decoder over the whole prefix
     again. Slower (step t redoes t positions' work), and simpler to check."""
     model.train(False)
+    max_len = length_limit(model, max_len)
     B = src.shape[0]
     memory, src_mask = model.encode(src)  # (B, S, D), (B, 1, 1, S)
     out = np.full((B, 1), BOS, dtype=np.int64)  # (B, 1)
@@ -182,6 +190,7 @@ def beam_search(model, src, max_len, beam=4, length_penalty=0.6):
     With beam = 1 this is exactly greedy decoding.
     """
     B, k = src.shape[0], beam
+    max_len = length_limit(model, max_len)
     dec = IncrementalDecoder(model, src)
     dec.select(np.repeat(np.arange(B), k))  # B * k rows: each input copied k times
     first_row = np.arange(B)[:, None] * k  # (B, 1): row of beam 0 of each input

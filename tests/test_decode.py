@@ -119,3 +119,11 @@ def test_decoder_for_picks_greedy_or_beam():
     assert decoder_for(1, 0.6) is greedy
     expected = beam_search(model, src, 12, beam=3, length_penalty=0.6)
     assert np.array_equal(decoder_for(3, 0.6)(model, src, 12), expected)
+
+
+def test_decoding_stops_at_the_positional_table_instead_of_failing():
+    model = Transformer(small_model_config(max_len=6), 7, 9, 0, np.random.default_rng(0), np.float64)
+    src = np.array([[3, 4, 5, 2]])
+    for decode in (greedy, greedy_uncached, lambda m, s, n: beam_search(m, s, n, beam=2)):
+        out = decode(model, src, 50)
+        assert out.shape[1] <= 6, out.shape
