@@ -75,6 +75,12 @@ def cmd_trace(args):
     run_cli(args.config, args.set, args.batch, args.depth)
 
 
+def cmd_lowrank(args):
+    from minitx.lowrank import run_cli
+
+    run_cli(args.run_dir, args.base, args.k, args.png)
+
+
 COMMANDS = {
     "train": (cmd_train, "train a model from a YAML config"),
     "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
@@ -84,6 +90,7 @@ COMMANDS = {
     "attention": (cmd_attention, "show every layer's and head's attention for one input"),
     "plot": (cmd_plot, "draw a run's loss and accuracy curves"),
     "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
+    "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
 }
 
 
@@ -134,6 +141,12 @@ def build_parser():
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
     p.add_argument("--batch", type=int, default=2, help="batch size B (default 2)")
     p.add_argument("--depth", type=int, help="show modules nested at most this deep (default all; 2 shows the layers)")
+
+    p = parsers["lowrank"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("--base", metavar="BASE_RUN", help="analyse the update W_run - W_base instead of the weights")
+    p.add_argument("--k", type=int, default=4, help="rank of the truncation to check (default 4)")
+    p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
     return parser
 
 

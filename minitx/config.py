@@ -84,11 +84,25 @@ class EvalConfig:
 
 
 @dataclass
+class LoRAConfig:
+    """Fine-tuning a trained run: every weight (enabled false) or low-rank adapters only."""
+
+    enabled: bool = False  # true: train only adapters A, B; false with base_run: full fine-tuning
+    base_run: str = ""  # run directory whose checkpoint we start from; "" trains from scratch
+    rank: int = 4  # r: each adapted (D_in, D_out) weight gets an update of rank at most r
+    alpha: float = 8.0  # the update is scaled by alpha / r, so changing r keeps its size comparable
+    # Which weights get adapters, in every layer: all the square and feed-forward matrices,
+    # so an adapted run can change everything full fine-tuning can except embeddings and norms.
+    targets: list[str] = field(default_factory=lambda: ["W_q", "W_k", "W_v", "W_o", "ff"])
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # section name -> dataclass
@@ -100,7 +114,11 @@ CHOICES = {
 }
 # Every integer field must be at least 1 except these, for which 0 means something.
 NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_decode_extra"}
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+              list[str]: "a list of strings"}
+# What lora.targets may name: the attention projections (in every attention of every layer)
+# and "ff", the feed-forward block's two weights lin1.W and lin2.W.
+LORA_TARGETS = ("W_q", "W_k", "W_v", "W_o", "ff")
 
 
 class _Loader(yaml.SafeLoader):
@@ -212,6 +230,8 @@ def _coerce(value, kind: type, where: str):
         return value
     if kind in (bool, str) and isinstance(value, kind):
         return value
+    if kind == list[str] and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
     if kind is float and is_number:
         raise UserError(f"{where}: expected a finite number, got {value}")
     raise UserError(f"{where}: expected {TYPE_NAMES[kind]}, got {value!r}")
@@ -261,6 +281,17 @@ def validate(cfg: Config, source) -> None:
     check(t.schedule != "cosine" or t.warmup <= t.steps, "train.warmup",
           f"warmup longer than training ({t.warmup} > train.steps {t.steps})")
 
+    lora = cfg.lora
+    check(lora.alpha > 0, "lora.alpha", f"must be positive, got {lora.alpha}")
+    check(lora.rank <= m.d_model, "lora.rank",
+          f"{lora.rank} exceeds model.d_model ({m.d_model}); a (D, D) update has rank at most D")
+    check(len(lora.targets) > 0, "lora.targets", f"name at least one of {', '.join(LORA_TARGETS)}")
+    for target in lora.targets:
+        check(target in LORA_TARGETS, "lora.targets", f"unknown target '{target}' (known: {', '.join(LORA_TARGETS)})")
+    check(len(set(lora.targets)) == len(lora.targets), "lora.targets", "a target is named twice")
+    check(not lora.enabled or lora.base_run != "", "lora.base_run",
+          "required when lora.enabled is true (the run whose weights the adapters modify)")
+
     if d.task == "tsv":
         for split in ("train", "valid", "test"):
             name = getattr(d, split)
@@ -272,8 +303,13 @@ def validate(cfg: Config, source) -> None:
 
 
 def config_to_dict(cfg: Config) -> dict:
-    """Nested plain dict, sections and keys in declaration order."""
-    return asdict(cfg)
+    """Nested plain dict, sections and keys in declaration order. The lora section appears only
+    when a run uses it, so an ordinary run's config.yaml holds nothing it does not need (a
+    missing section loads as its defaults, so the round trip is still exact)."""
+    out = asdict(cfg)
+    if cfg.lora == LoRAConfig():
+        del out["lora"]
+    return out
 
 
 def save_config(cfg: Config, path) -> None:

@@ -115,6 +115,27 @@ def check_model(model, loss, src, tgt_in, tgt_out):
     return compare(loss_fn, model.params, analytic)
 
 
+def check_lora(model, adapters, loss, src, tgt_in, tgt_out):
+    """Check every adapter's A and B (minitx.lora) against the full cross-entropy loss.
+
+    Each loss evaluation first writes W0 + s * A @ B into the model, so nudging one entry of A
+    changes the model exactly as training would. B must not be all zero here: dA = s dW B^T is
+    then exactly 0, and a wrong formula for it would pass unnoticed."""
+    model.train(False)
+
+    def loss_fn():
+        adapters.forward()
+        return loss.forward(model.forward(src, tgt_in), tgt_out)
+
+    model.zero_grad()
+    adapters.zero_grad()
+    loss_fn()
+    model.backward(loss.backward())
+    adapters.backward()
+    analytic = {k: g.copy() for k, g in adapters.grads.items()}
+    return compare(loss_fn, adapters.params, analytic)
+
+
 def format_table(rows, title=None):
     width = max([len(r.name) for r in rows] + [9])
     lines = [title] if title else []
@@ -128,10 +149,13 @@ def format_table(rows, title=None):
 def run_cli(config_name):
     """`minitx gradcheck [CONFIG]`: a small float64 copy of the configured architecture, checked
     in all four variants (pre/post norm x tied/untied output) with label smoothing, padding in
-    source and target, and S != T. Prints one table per variant; returns 1 if any row fails."""
+    source and target, and S != T. Prints one table per variant; returns 1 if any row fails.
+    A last table checks LoRA adapters on every weight lora.targets can name, with alpha != r
+    so that a forgotten scale alpha / r would show."""
     from types import SimpleNamespace
 
-    from minitx.config import load_config, resolve_config_path
+    from minitx.config import LORA_TARGETS, load_config, resolve_config_path
+    from minitx.lora import LoRA
     from minitx.loss import CrossEntropy
     from minitx.model import Transformer
 
@@ -156,5 +180,16 @@ def run_cli(config_name):
             print(format_table(rows, title))
             worst = max([worst] + [r.rel_error for r in rows])
             failed += sum(not r.ok for r in rows)
+    model = Transformer(SimpleNamespace(norm="pre", tie_output=True, **small), 7, 9, 0, np.random.default_rng(1), np.float64)
+    adapters = LoRA(model, LORA_TARGETS, rank=2, alpha=3.0, rng=np.random.default_rng(2))
+    for name, B in adapters.params.items():
+        if name.endswith(".B"):
+            B[...] = rng.standard_normal(B.shape)  # nonzero, so that dA is not trivially 0
+    rows = check_lora(model, adapters, CrossEntropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
+    title = (f"\nLoRA adapters (rank 2, alpha 3, on {', '.join(LORA_TARGETS)}), pre-norm, tied output: "
+             f"{len(rows)} tensors, {adapters.n_params()} parameters")
+    print(format_table(rows, title))
+    worst = max([worst] + [r.rel_error for r in rows])
+    failed += sum(not r.ok for r in rows)
     print(f"\nworst relative error {worst:.2e} (threshold {THRESHOLD:.0e}); {failed} tensors failed")
     return 1 if failed else 0

@@ -9,19 +9,26 @@ One step is the whole story of the package in five lines:
 
 A run directory holds config.yaml (the resolved config), metrics.jsonl (one JSON object per
 evaluation) and checkpoint.npz (everything needed to continue exactly where we stopped).
+
+Fine-tuning (the config's lora section) starts from another run's checkpoint, lora.base_run.
+With lora.enabled false every weight trains (full fine-tuning); with it true only low-rank
+adapters do (minitx.lora): the step gains two calls (adapters.backward() after the model's
+backward, adapters.forward() after the update), and the checkpoint holds only the adapters plus
+the base run's path and fingerprint.
 """
 
 import json
 import math
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from minitx import checkpoint
-from minitx.config import config_to_dict, load_config, resolve_config_path, save_config
+from minitx import checkpoint, lora
+from minitx.config import LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
 from minitx.data import PAD, load_task
 from minitx.decode import greedy
 from minitx.errors import Interrupted, UserError
@@ -41,15 +48,26 @@ def build_optimizer(cfg, params, names=None):
     return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names)
 
 
-def train_step(model, ce, optimizer, batch, lr, clip_norm):
-    """One optimisation step; returns (loss, gradient norm before clipping)."""
+def train_step(model, ce, optimizer, batch, lr, clip_norm, adapters=None):
+    """One optimisation step; returns (loss, gradient norm before clipping).
+
+    With LoRA adapters the model's adapted weights already hold W0 + s * A @ B; its backward
+    leaves dL/dW_eff, which the adapters turn into dA and dB, and only those are clipped and
+    stepped. The updated A and B are then written back into the model for the next forward."""
     model.zero_grad()
     logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
     loss = ce.forward(logits, batch.tgt_out)
     model.backward(ce.backward())
-    grad_norm = clip_grad_norm(model.grads, clip_norm)
+    trained = model
+    if adapters is not None:
+        adapters.zero_grad()
+        adapters.backward()  # model.grads[W] -> adapters.grads[lora.W.A], [lora.W.B]
+        trained = adapters
+    grad_norm = clip_grad_norm(trained.grads, clip_norm)
     if math.isfinite(loss) and math.isfinite(grad_norm):
-        optimizer.step(model.grads, lr)
+        optimizer.step(trained.grads, lr)
+        if adapters is not None:
+            adapters.forward()  # W_eff = W0 + s * A @ B with the new A, B
     return loss, grad_norm
 
 
@@ -94,17 +112,30 @@ def choose_run_dir(config_path, out, resume):
 class Run:
     """Everything a training run owns, and how it is saved and restored."""
 
-    def __init__(self, cfg, run_dir):
+    def __init__(self, cfg, run_dir, cfg_path="the config"):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.task = load_task(cfg)
         self.model = build_model(cfg, self.task)
-        self.optimizer = build_optimizer(cfg, self.model.params)
+        self.base_fingerprint = None
+        if cfg.lora.base_run:
+            self.base_fingerprint = load_base(cfg, self.model, self.task, cfg_path)
+        # `trained` is the module whose parameters the optimizer updates and the checkpoint
+        # saves: the whole model, or only the adapters while the base weights stay frozen.
+        self.adapters, self.trained = None, self.model
+        params, names = self.model.params, None
+        if cfg.lora.enabled:
+            rng = np.random.default_rng([cfg.train.seed, 4])
+            self.adapters = lora.LoRA(self.model, cfg.lora.targets, cfg.lora.rank, cfg.lora.alpha, rng)
+            self.trained = self.adapters
+            params = {**self.model.params, **self.adapters.params}
+            names = list(self.adapters.params)  # Adam updates (and keeps m, v for) these only
+        self.optimizer = build_optimizer(cfg, params, names)
         self.data_rng = np.random.default_rng([cfg.train.seed, 3])
         self.step = 0
         self.loss_sum, self.loss_count = 0.0, 0
 
     def state(self):
-        arrays = {f"param/{k}": v for k, v in self.model.params.items()}
+        arrays = {f"param/{k}": v for k, v in self.trained.params.items()}
         arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_dict().items()})
         arrays.update({
             "step": np.array(self.step),
@@ -116,18 +147,52 @@ class Run:
             "loss_sum": np.array(self.loss_sum),
             "loss_count": np.array(self.loss_count),
         })
+        if self.base_fingerprint:
+            arrays["base/run"] = np.array(self.cfg.lora.base_run)
+            arrays["base/fingerprint"] = np.array(self.base_fingerprint)
         return arrays
 
     def save(self):
         checkpoint.save(self.run_dir / checkpoint.CHECKPOINT, self.state())
 
     def restore(self, arrays, path):
-        load_params(self.model, arrays, path)
+        if self.adapters is not None:
+            lora.check_base(arrays, self.cfg.lora.base_run, self.base_fingerprint, path)
+        load_params(self.trained, arrays, path)
+        if self.adapters is not None:
+            self.adapters.forward()  # the restored A, B into the model's weights
         self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
         self.step = int(arrays["step"])
         checkpoint.set_rng_state(self.model.rng, arrays["rng/model"])
         checkpoint.set_rng_state(self.data_rng, arrays["rng/data"])
         self.loss_sum, self.loss_count = float(arrays["loss_sum"]), int(arrays["loss_count"])
+
+
+def load_base(cfg, model, task, cfg_path="the config"):
+    """Copy the weights of cfg.lora.base_run into `model`, after checking the base was trained
+    with the same model section and vocabularies. Returns the base checkpoint's fingerprint."""
+    base_dir = Path(cfg.lora.base_run)
+    ckpt_path, base_cfg_path = base_dir / checkpoint.CHECKPOINT, base_dir / "config.yaml"
+    if not (ckpt_path.exists() and base_cfg_path.exists()):
+        raise UserError(f"{cfg_path}: lora.base_run: {base_dir} holds no trained run "
+                        f"(train the base first, e.g. python -m minitx train tiny --out {base_dir})")
+    base_cfg = load_config(base_cfg_path)
+    if base_cfg.lora.enabled:
+        raise UserError(f"{cfg_path}: lora.base_run: {base_dir} is itself an adapter run; fine-tune its base instead")
+    for key, value in config_to_dict(cfg)["model"].items():
+        if getattr(base_cfg.model, key) != value:
+            raise UserError(f"{cfg_path}: model.{key} is {value!r}, but the base run {base_dir} was trained "
+                            f"with {getattr(base_cfg.model, key)!r}; they must match to fine-tune it")
+    arrays = checkpoint.load(ckpt_path)
+    check_vocab(arrays, task, ckpt_path, cfg_path)
+    load_params(model, arrays, ckpt_path, base_cfg_path)
+    return lora.fingerprint(arrays)
+
+
+def check_vocab(arrays, task, ckpt_path, cfg_path):
+    for side, vocab in (("src", task.src_vocab), ("tgt", task.tgt_vocab)):
+        if list(arrays[f"vocab/{side}"]) != vocab.itos:
+            raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds (did the data change?)")
 
 
 def load_params(model, arrays, path, cfg_path="the config"):
@@ -147,8 +212,9 @@ def load_params(model, arrays, path, cfg_path="the config"):
 def check_compatible(cfg, saved_json, where):
     """A resumed run may change how long it trains, not what it trains."""
     saved = json.loads(str(saved_json))
-    now = config_to_dict(cfg)
-    for section in ("model", "data"):
+    saved.setdefault("lora", asdict(LoRAConfig()))  # a run that fine-tunes nothing saves none
+    now = asdict(cfg)
+    for section in ("model", "data", "lora"):
         for key, value in now[section].items():
             if saved[section].get(key) != value:
                 raise UserError(
@@ -162,7 +228,7 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
     config_path = resolve_config_path(config_path)
     cfg = load_config(config_path, overrides)
     run_dir = choose_run_dir(config_path, out, resume)
-    run = Run(cfg, run_dir)
+    run = Run(cfg, run_dir, config_path)
     ckpt_path = run_dir / checkpoint.CHECKPOINT
     if resume:
         arrays = checkpoint.load(ckpt_path)
@@ -170,6 +236,11 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
         run.restore(arrays, ckpt_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
+    if cfg.lora.base_run:
+        what = (f"LoRA rank {cfg.lora.rank} adapters on {', '.join(cfg.lora.targets)}: {run.adapters.n_params():,} "
+                f"trained parameters, {run.model.n_params():,} frozen" if run.adapters is not None
+                else f"every weight: {run.model.n_params():,} trained parameters")
+        print(f"fine-tuning {cfg.lora.base_run} (fingerprint {run.base_fingerprint}); {what}")
     t = cfg.train
     schedule = make_schedule(t.schedule, t.lr, t.warmup, t.steps, d_model=cfg.model.d_model)
     ce = CrossEntropy(PAD, t.label_smoothing)
@@ -201,7 +272,7 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
             run.model.train(True)
             batch = run.task.train_batch(run.data_rng, t.batch_size)
             lr = schedule(run.step + 1)
-            loss, grad_norm = train_step(run.model, ce, run.optimizer, batch, lr, t.clip_norm)
+            loss, grad_norm = train_step(run.model, ce, run.optimizer, batch, lr, t.clip_norm, run.adapters)
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
                 kept = (f"the last good checkpoint (step {last_saved}) is kept in {ckpt_path}"
@@ -255,10 +326,15 @@ def load_run(run_dir):
     ckpt_path = run_dir / checkpoint.CHECKPOINT
     arrays = checkpoint.load(ckpt_path)
     task = load_task(cfg)
-    for side, vocab in (("src", task.src_vocab), ("tgt", task.tgt_vocab)):
-        if list(arrays[f"vocab/{side}"]) != vocab.itos:
-            raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds (did the data change?)")
-    model = build_model(cfg, task)
-    load_params(model, arrays, ckpt_path, cfg_path)
+    check_vocab(arrays, task, ckpt_path, cfg_path)
+    if cfg.lora.enabled:
+        # An adapter checkpoint holds only A and B: rebuild the run on its base weights, load
+        # the adapters, and merge W0 + s * A @ B into a plain model.
+        run = Run(cfg, run_dir, cfg_path)
+        run.restore(arrays, ckpt_path)
+        model = run.adapters.merge()
+    else:
+        model = build_model(cfg, task)
+        load_params(model, arrays, ckpt_path, cfg_path)
     model.train(False)
     return cfg, model, task

@@ -1,0 +1,76 @@
+"""Singular-value tools on matrices whose answers we know: planted ranks and spectra,
+Eckart-Young's error formula and optimality, and the command on a real run."""
+
+import numpy as np
+
+from minitx.cli import main
+from minitx.lowrank import eckart_young, effective_rank, energy, singular_values, truncate
+from minitx.train import train
+
+
+def with_singular_values(s, m, n, seed=0):
+    """A random (m, n) matrix whose singular values are exactly s: U diag(s) V^T with random
+    orthonormal U (m, p) and V (n, p) from QR decompositions."""
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((m, len(s))))  # (m, p)
+    V, _ = np.linalg.qr(rng.standard_normal((n, len(s))))  # (n, p)
+    return (U * s) @ V.T  # (m, n)
+
+
+def test_a_product_of_thin_factors_has_exactly_that_rank():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((20, 3)) @ rng.standard_normal((3, 15))  # rank 3
+    s = singular_values(W)
+    assert s.shape == (15,)
+    assert s[2] > 1e-3 * s[0] and s[3] < 1e-12 * s[0], f"singular values {s[:5]}"
+    assert effective_rank(s, 0.999999) == 3, s[:5]
+    assert abs(energy(s, 3) - 1.0) < 1e-12, energy(s, 3)
+
+
+def test_energy_and_effective_rank_on_a_planted_spectrum():
+    planted = np.array([3.0, 2.0, 1.0, 0.5, 0.1])  # squares 9, 4, 1, 0.25, 0.01: total 14.26
+    s = singular_values(with_singular_values(planted, 12, 7))
+    assert np.allclose(s[:5], planted, atol=1e-12) and np.all(s[5:] < 1e-12), s
+    expected = {1: 9 / 14.26, 2: 13 / 14.26, 3: 14 / 14.26, 4: 14.25 / 14.26}
+    for k, want in expected.items():
+        assert abs(energy(s, k) - want) < 1e-12, f"energy({k}) = {energy(s, k)}, expected {want}"
+    # energy: 0.631, 0.912, 0.982, 0.9993: 90% needs 2 values, 99% needs 4.
+    assert (effective_rank(s, 0.9), effective_rank(s, 0.99)) == (2, 4)
+    assert effective_rank(np.zeros(3), 0.9) == 0
+
+
+def test_eckart_young_error_is_the_dropped_energy():
+    W = np.random.default_rng(1).standard_normal((30, 20))
+    s = singular_values(W)
+    for k in (1, 5, 19):
+        error, dropped, rel = eckart_young(W, k)
+        assert abs(dropped - np.sum(s[k:] ** 2)) < 1e-12 * dropped
+        assert rel < 1e-10, f"k={k}: |W - W_k|^2 = {error}, dropped = {dropped}, relative difference {rel}"
+        assert np.linalg.matrix_rank(truncate(W, k)) == k
+
+
+def test_no_other_rank_k_matrix_is_closer():
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((15, 10))
+    k = 3
+    best = np.sum((W - truncate(W, k)) ** 2)
+    for _ in range(20):
+        # Another rank-k matrix: the truncation's factors, nudged.
+        U, s, Vt = np.linalg.svd(W, full_matrices=False)
+        X = ((U[:, :k] + 0.05 * rng.standard_normal((15, k))) * s[:k]) @ Vt[:k]
+        other = np.sum((W - X) ** 2)
+        assert other > best, f"a rank-{k} matrix {other} beat the truncation {best}"
+
+
+def test_the_command_on_a_run_and_on_a_zero_update(tmp_path, capsys):
+    small = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.n_enc_layers=1",
+             "model.n_dec_layers=1", "data.n_valid=20", "data.n_test=20", "train.steps=3", "train.eval_every=3"]
+    run = train("tiny", small, out=tmp_path / "r", quiet=True)
+    capsys.readouterr()
+    assert main(["lowrank", str(run), "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "decoder.layers.0.cross_attn.W_q" in out and "Eckart-Young held for all" in out, out
+    assert main(["lowrank", str(run), "--base", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "all zero (unchanged)" in out, out
+    assert main(["lowrank", str(run), "--k", "0"]) == 2
