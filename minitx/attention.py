@@ -7,30 +7,37 @@ hand over if chosen". Keys and values are separate projections of the same input
 position is matched on can differ from what it contributes.
 
 Multi-head attention runs H attentions of width K = D / H side by side. The heads are an extra
-array axis, (B, H, T, K), never a Python loop. One module serves all three uses in the model:
-    encoder self-attention:  forward(x, x, source padding mask)        scores (B, H, S, S)
-    decoder self-attention:  forward(y, y, causal & target padding)    scores (B, H, T, T)
+array axis, (B, H, T, K), never a Python loop. It serves all three uses in the model:
+    encoder self-attention:  forward(x, source padding mask)           scores (B, H, S, S)
+    decoder self-attention:  forward(y, causal & target padding)       scores (B, H, T, T)
     cross-attention:         forward(y, memory, source padding mask)   scores (B, H, T, S)
-For self-attention the caller passes the same array twice and adds the two input gradients.
+The two self-attentions are SelfAttention, a MultiHeadAttention that reads one input and so can
+project q, k and v in a single matrix product; MultiHeadAttention.forward(x, x, mask) computes
+the same thing, returning the gradients of its two uses of x separately.
 """
+
+import math
 
 import numpy as np
 
-from minitx.layers import init_weight
+from minitx.layers import init_weight, row_sum
 from minitx.module import Module
 
-# Masked scores are set to this before the softmax. exp(MASKED - max) underflows to exactly 0,
-# so masked positions get zero weight and every row still sums to 1. A finite value (rather
-# than -inf) keeps a row that is masked everywhere finite instead of NaN.
+# The "+ mask" of the formula above: we add 0 to the scores a query may attend to and MASKED to
+# the rest, before the softmax. exp(score + MASKED - max) underflows to exactly 0, so masked
+# positions get zero weight and every row still sums to 1. A finite value (rather than -inf)
+# keeps a row that is masked everywhere finite instead of NaN. (Adding a small array of 0 and
+# MASKED is also several times faster in NumPy than np.where(mask, scores, MASKED).)
 MASKED = -1e9
 
 
-def softmax(x, axis=-1):
-    """Stable softmax: subtracting the row maximum changes nothing mathematically and keeps
-    exp() from overflowing."""
-    z = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+def softmax(x):
+    """Stable softmax over the last axis: subtracting the row maximum changes nothing
+    mathematically and keeps exp() from overflowing. Returns a new array; x is unchanged."""
+    e = x - x.max(axis=-1, keepdims=True)
+    np.exp(e, out=e)  # in place: e is our own array
+    e /= row_sum(e)
+    return e
 
 
 def split_heads(x, n_heads):
@@ -51,13 +58,15 @@ class ScaledDotProductAttention(Module):
     def forward(self, q, k, v, mask=None):
         """q (B, H, T, K), k and v (B, H, S, K), mask bool broadcastable to (B, H, T, S)
         (True = may attend) -> out (B, H, T, K). Keeps the weights P as self.attn."""
-        scale = 1.0 / np.sqrt(q.shape[-1])
-        scores = (q @ k.transpose(0, 1, 3, 2)) * scale  # (B, H, T, S)
+        scale = 1.0 / math.sqrt(q.shape[-1])  # a Python float: keeps float32 arrays float32
+        scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, S)
+        scores *= scale
         # The mask must act before the softmax: afterwards the row would no longer sum to 1,
         # and the blocked positions would still have taken part in the normalisation.
         if mask is not None:
-            scores = np.where(mask, scores, scores.dtype.type(MASKED))  # (B, H, T, S)
-        P = softmax(scores, axis=-1)  # (B, H, T, S)
+            zero, blocked = scores.dtype.type(0), scores.dtype.type(MASKED)
+            scores += np.where(mask, zero, blocked)  # (B, H, T, S); the addend is mask-sized
+        P = softmax(scores)  # (B, H, T, S)
         self.cache = (q, k, v, P, scale)
         self.attn = P
         return P @ v  # (B, H, T, K)
@@ -74,7 +83,10 @@ class ScaledDotProductAttention(Module):
         q, k, v, P, scale = self.cache
         dP = dout @ v.transpose(0, 1, 3, 2)  # (B, H, T, S)
         dv = P.transpose(0, 1, 3, 2) @ dout  # (B, H, S, K)
-        dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))  # (B, H, T, S)
+        # dscores = P * (dP - sum(dP * P)) * scale, computed in dP's memory (dP is ours).
+        dscores = dP
+        dscores -= row_sum(dP * P)  # (B, H, T, 1)
+        dscores *= P
         dscores *= scale
         dq = dscores @ k  # (B, H, T, K)
         dk = dscores.transpose(0, 1, 3, 2) @ q  # (B, H, S, K)
@@ -88,6 +100,9 @@ class MultiHeadAttention(Module):
     params: W_q, W_k, W_v, W_o (D, D) and b_q, b_k, b_v, b_o (D,); every projection is
     y = x @ W + b. None of these shapes mention S or T: the same weights serve any length,
     while the attention matrix self.attn, (B, H, T, S), grows with both.
+
+    Every projection multiplies a (B*L, D) array, all positions at once, rather than a
+    (B, L, D) one, which NumPy would run as B separate small products (see layers.Linear).
     """
 
     def __init__(self, d_model, n_heads, rng, dtype=np.float32):
@@ -107,7 +122,10 @@ class MultiHeadAttention(Module):
     def project_q(self, x_q):
         """x_q (B, T, D) -> queries split into heads (B, H, T, K)."""
         p = self.params
-        return split_heads(x_q @ p["W_q"] + p["b_q"], self.n_heads)  # (B, H, T, K)
+        B, T, D = x_q.shape
+        q = x_q.reshape(B * T, D) @ p["W_q"]  # (B*T, D)
+        q += p["b_q"]  # in place: one pass fewer than "@ W + b"
+        return split_heads(q.reshape(B, T, D), self.n_heads)  # (B, H, T, K)
 
     def project_kv(self, x_kv):
         """x_kv (B, S, D) -> keys and values split into heads, each (B, H, S, K).
@@ -115,12 +133,12 @@ class MultiHeadAttention(Module):
         We compute both with one matrix product against [W_k | W_v] (D, 2D): the same
         arithmetic as two products, in one larger and faster call."""
         p = self.params
-        D = x_kv.shape[-1]
+        B, S, D = x_kv.shape
         W_kv = np.concatenate([p["W_k"], p["W_v"]], axis=1)  # (D, 2D)
         b_kv = np.concatenate([p["b_k"], p["b_v"]])  # (2D,)
-        kv = x_kv @ W_kv + b_kv  # (B, S, 2D)
-        k = split_heads(kv[..., :D], self.n_heads)  # (B, H, S, K)
-        v = split_heads(kv[..., D:], self.n_heads)  # (B, H, S, K)
+        kv = x_kv.reshape(B * S, D) @ W_kv  # (B*S, 2D)
+        kv += b_kv
+        k, v = kv.reshape(B, S, 2, self.n_heads, D // self.n_heads).transpose(2, 0, 3, 1, 4)  # (B, H, S, K) each
         return k, v, W_kv
 
     def attend(self, q, k, v, mask=None):
@@ -128,7 +146,10 @@ class MultiHeadAttention(Module):
         Incremental decoding (minitx.decode) calls this with cached keys and values."""
         heads = self.sdpa.forward(q, k, v, mask)  # (B, H, T, K)
         concat = merge_heads(heads)  # (B, T, D)
-        return concat @ self.params["W_o"] + self.params["b_o"], concat  # (B, T, D)
+        B, T, D = concat.shape
+        y = concat.reshape(B * T, D) @ self.params["W_o"]  # (B*T, D)
+        y += self.params["b_o"]
+        return y.reshape(B, T, D), concat
 
     def forward(self, x_q, x_kv, mask=None):
         """x_q (B, T, D), x_kv (B, S, D), mask bool broadcastable to (B, H, T, S), True = may
@@ -139,34 +160,98 @@ class MultiHeadAttention(Module):
         self.cache = (x_q, x_kv, W_kv, concat)
         return y
 
-    def backward(self, dy):
-        """dy (B, T, D) -> dx_q (B, T, D), dx_kv (B, S, D).
+    def attend_backward(self, dy, concat):
+        """dy (B, T, D) -> dq (B, H, T, K), dk and dv (B, H, S, K); fills dW_o and db_o.
 
         y = concat @ W_o + b_o       =>  dW_o = concat^T @ dy, db_o = sum(dy),
                                          dconcat = dy @ W_o^T
         concat = merge(heads)        =>  dheads = split(dconcat)
         heads = attention(q, k, v)   =>  dq, dk, dv (ScaledDotProductAttention.backward)
+        """
+        g = self.grads
+        B, T, D = dy.shape
+        dy2 = dy.reshape(B * T, D)  # (B*T, D)
+        g["W_o"] += concat.reshape(B * T, D).T @ dy2  # (D, D)
+        g["b_o"] += dy2.sum(axis=0)  # (D,)
+        dconcat = dy2 @ self.params["W_o"].T  # (B*T, D)
+        dheads = split_heads(dconcat.reshape(B, T, D), self.n_heads)  # (B, H, T, K)
+        return self.sdpa.backward(dheads)  # (B, H, T, K), (B, H, S, K) x 2
+
+    def backward(self, dy):
+        """dy (B, T, D) -> dx_q (B, T, D), dx_kv (B, S, D).
+
+        y = attend(q, k, v)          =>  dq, dk, dv (attend_backward)
         q = x_q @ W_q + b_q          =>  dW_q = x_q^T @ dq, db_q = sum(dq), dx_q = dq @ W_q^T
         [k|v] = x_kv @ [W_k|W_v] + b =>  d[W_k|W_v] = x_kv^T @ [dk|dv], dx_kv = [dk|dv] @ [W_k|W_v]^T
         """
         x_q, x_kv, W_kv, concat = self.cache
         p, g = self.params, self.grads
-        D = dy.shape[-1]
-        g["W_o"] += concat.reshape(-1, D).T @ dy.reshape(-1, D)  # (D, D)
-        g["b_o"] += dy.reshape(-1, D).sum(axis=0)  # (D,)
-        dconcat = dy @ p["W_o"].T  # (B, T, D)
-        dheads = split_heads(dconcat, self.n_heads)  # (B, H, T, K)
-        dq, dk, dv = self.sdpa.backward(dheads)  # (B, H, T, K), (B, H, S, K) x 2
-        dq = merge_heads(dq)  # (B, T, D)
-        dkv = np.concatenate([merge_heads(dk), merge_heads(dv)], axis=-1)  # (B, S, 2D)
-        g["W_q"] += x_q.reshape(-1, D).T @ dq.reshape(-1, D)  # (D, D)
-        g["b_q"] += dq.reshape(-1, D).sum(axis=0)  # (D,)
-        dW_kv = x_kv.reshape(-1, D).T @ dkv.reshape(-1, 2 * D)  # (D, 2D)
+        B, T, D = x_q.shape
+        S = x_kv.shape[1]
+        dq, dk, dv = self.attend_backward(dy, concat)  # (B, H, T, K), (B, H, S, K) x 2
+        dq = merge_heads(dq).reshape(B * T, D)  # (B*T, D)
+        dkv = np.empty((B, S, 2, self.n_heads, D // self.n_heads), dtype=dy.dtype)  # (B, S, 2, H, K)
+        dkv[:, :, 0] = dk.transpose(0, 2, 1, 3)  # merge dk's heads into the first half
+        dkv[:, :, 1] = dv.transpose(0, 2, 1, 3)  # and dv's into the second
+        dkv = dkv.reshape(B * S, 2 * D)  # (B*S, 2D)
+        g["W_q"] += x_q.reshape(B * T, D).T @ dq  # (D, D)
+        g["b_q"] += dq.sum(axis=0)  # (D,)
+        dW_kv = x_kv.reshape(B * S, D).T @ dkv  # (D, 2D)
         g["W_k"] += dW_kv[:, :D]
         g["W_v"] += dW_kv[:, D:]
-        db_kv = dkv.reshape(-1, 2 * D).sum(axis=0)  # (2D,)
+        db_kv = dkv.sum(axis=0)  # (2D,)
         g["b_k"] += db_kv[:D]
         g["b_v"] += db_kv[D:]
-        dx_q = dq @ p["W_q"].T  # (B, T, D)
-        dx_kv = dkv @ W_kv.T  # (B, S, D)
+        dx_q = (dq @ p["W_q"].T).reshape(B, T, D)  # (B, T, D)
+        dx_kv = (dkv @ W_kv.T).reshape(B, S, D)  # (B, S, D)
         return dx_q, dx_kv
+
+
+class SelfAttention(MultiHeadAttention):
+    """Multi-head attention whose queries, keys and values all come from the same x.
+
+    The parameters are MultiHeadAttention's (W_q, W_k, W_v, W_o, ...); only the arithmetic is
+    arranged differently. Since q, k and v are projections of one input, we compute all three
+    with a single product against [W_q | W_k | W_v] (D, 3D), and in backward the input gets
+    one gradient, [dq | dk | dv] @ [W_q | W_k | W_v]^T, which is exactly the sum of what
+    MultiHeadAttention.backward returns as dx_q + dx_kv: the two paths from x, added.
+    """
+
+    def forward(self, x, mask=None):
+        """x (B, L, D), mask bool broadcastable to (B, H, L, L) -> y (B, L, D)."""
+        p = self.params
+        B, L, D = x.shape
+        W_qkv = np.concatenate([p["W_q"], p["W_k"], p["W_v"]], axis=1)  # (D, 3D)
+        b_qkv = np.concatenate([p["b_q"], p["b_k"], p["b_v"]])  # (3D,)
+        qkv = x.reshape(B * L, D) @ W_qkv  # (B*L, 3D)
+        qkv += b_qkv
+        # Columns are [q heads | k heads | v heads]; one reshape and transpose splits them all.
+        q, k, v = qkv.reshape(B, L, 3, self.n_heads, D // self.n_heads).transpose(2, 0, 3, 1, 4)  # (B, H, L, K) each
+        y, concat = self.attend(q, k, v, mask)  # (B, L, D), (B, L, D)
+        self.cache = (x, W_qkv, concat)
+        return y
+
+    def backward(self, dy):
+        """dy (B, L, D) -> dx (B, L, D).
+
+        y = attend(q, k, v)                    =>  dq, dk, dv (attend_backward)
+        [q|k|v] = x @ [W_q|W_k|W_v] + b_qkv    =>  d[W_q|W_k|W_v] = x^T @ [dq|dk|dv],
+                                                   db_qkv = sum([dq|dk|dv]),
+                                                   dx = [dq|dk|dv] @ [W_q|W_k|W_v]^T
+        """
+        x, W_qkv, concat = self.cache
+        g = self.grads
+        B, L, D = x.shape
+        dq, dk, dv = self.attend_backward(dy, concat)  # (B, H, L, K) each
+        # [dq | dk | dv] with its columns laid out as forward's qkv: we merge each one's heads
+        # straight into its third of one array (a single copy, no concatenate afterwards).
+        dqkv = np.empty((B, L, 3, self.n_heads, D // self.n_heads), dtype=dy.dtype)  # (B, L, 3, H, K)
+        for i, d in enumerate((dq, dk, dv)):
+            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)  # (B, L, H, K)
+        dqkv = dqkv.reshape(B * L, 3 * D)  # (B*L, 3D)
+        dW_qkv = x.reshape(B * L, D).T @ dqkv  # (D, 3D)
+        db_qkv = dqkv.sum(axis=0)  # (3D,)
+        for i, name in enumerate("qkv"):
+            g[f"W_{name}"] += dW_qkv[:, i * D : (i + 1) * D]
+            g[f"b_{name}"] += db_qkv[i * D : (i + 1) * D]
+        return (dqkv @ W_qkv.T).reshape(B, L, D)  # (B, L, D)

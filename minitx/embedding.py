@@ -28,13 +28,22 @@ class Embedding(Module):
         """dout (B, L, D) -> None (token ids have no gradient).
 
         y[b, l] = W[ids[b, l]], so dW[v] = sum of dout[b, l] over every position holding id v.
-        A plain `dW[ids] += dout` would keep only one of several equal ids; np.add.at
-        accumulates all of them.
+        A plain `dW[ids] += dout` would keep only one of several equal ids. np.add.at(dW, ids,
+        dout) accumulates them all but is slow, so we group instead: sort the positions by id,
+        so equal ids sit next to each other, and add up each run of equal ids with
+        np.add.reduceat. Each distinct id then gets one row, added to dW once.
         """
         ids = self.cache
         D = dout.shape[-1]
-        keep = ids.reshape(-1) != self.pad_id  # (B*L,)
-        np.add.at(self.grads["W"], ids.reshape(-1)[keep], dout.reshape(-1, D)[keep])
+        ids = ids.reshape(-1)  # (N,)
+        dout = dout.reshape(-1, D)  # (N, D)
+        order = np.argsort(ids, kind="stable")  # (N,) positions, grouped by id
+        sorted_ids = ids[order]  # (N,)
+        starts = np.flatnonzero(np.diff(sorted_ids, prepend=-1))  # (U,) first position of each id
+        unique_ids = sorted_ids[starts]  # (U,)
+        sums = np.add.reduceat(dout[order], starts, axis=0)  # (U, D) one summed row per id
+        keep = unique_ids != self.pad_id  # the padding row gets no gradient
+        self.grads["W"][unique_ids[keep]] += sums[keep]
         return None
 
 

