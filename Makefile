@@ -6,6 +6,12 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= tiny.yaml
 ARGS   ?=
 
+# One BLAS thread by default: minitx's matrices are small, and on a shared two-core machine a
+# second OpenBLAS thread waiting for a busy core makes every product 10-20x slower. On a quiet
+# machine the large base config is faster with two: `make bench CONFIG=base.yaml BLAS_THREADS=2`.
+BLAS_THREADS ?= 1
+export OPENBLAS_NUM_THREADS = $(BLAS_THREADS)
+
 .PHONY: venv train test gradcheck bench clean
 
 venv: $(STAMP)
