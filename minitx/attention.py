@@ -78,6 +78,9 @@ class ScaledDotProductAttention(Module):
         P = softmax(scores)       =>  dscores = P * (dP - sum(dP * P, axis=-1))
             (the softmax Jacobian diag(P) - P P^T applied row by row, never built)
         masked scores are constants, and P is exactly 0 there, so dscores is 0 there too
+            (this needs at least one open key per row, which every minitx batch has: sources
+            end in </s> and targets start with <s>. A row masked everywhere gets a uniform P
+            that no longer depends on q or k, and the dq, dk above would not be 0 for it.)
         scores = q @ k^T * scale  =>  dq = dscores @ k * scale,  dk = dscores^T @ q * scale
         """
         q, k, v, P, scale = self.cache

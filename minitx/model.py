@@ -141,18 +141,27 @@ class TiedOutput(Module):
         return (dlogits2 @ self.embedding.params["W"]).reshape(B, T, D)  # (B, T, D)
 
 
-class Encoder(Module):
-    def __init__(self, vocab_size, cfg, pad_id, rng, dtype):
+class Stack(Module):
+    """The shared frame of the encoder and the decoder: embedding plus positions, N identical
+    layers and, for pre-norm, one closing layer norm (pre-norm leaves the residual stream
+    un-normalised, so the stack must normalise it once at the end)."""
+
+    def __init__(self, layer_class, n_layers, vocab_size, cfg, pad_id, rng, dtype):
         super().__init__()
         pre = cfg.norm == "pre"
-        emb = Embedding(vocab_size, cfg.d_model, pad_id, rng, dtype)
-        self.embed = self._child("embed", Embedder(emb, PositionalEncoding(cfg.max_len, cfg.d_model, dtype), cfg.dropout, rng))
+        self.embedding = Embedding(vocab_size, cfg.d_model, pad_id, rng, dtype)
+        positions = PositionalEncoding(cfg.max_len, cfg.d_model, dtype)
+        self.embed = self._child("embed", Embedder(self.embedding, positions, cfg.dropout, rng))
         self.layers = [
-            self._child(f"layers.{i}", EncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, pre, rng, dtype))
-            for i in range(cfg.n_enc_layers)
+            self._child(f"layers.{i}", layer_class(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, pre, rng, dtype))
+            for i in range(n_layers)
         ]
-        # Pre-norm leaves the residual stream un-normalised, so one last norm closes the stack.
         self.norm = self._child("norm", LayerNorm(cfg.d_model, dtype=dtype)) if pre else None
+
+
+class Encoder(Stack):
+    def __init__(self, vocab_size, cfg, pad_id, rng, dtype):
+        super().__init__(EncoderLayer, cfg.n_enc_layers, vocab_size, cfg, pad_id, rng, dtype)
 
     def forward(self, src, src_mask):
         """src (B, S) ids -> memory (B, S, D)."""
@@ -168,19 +177,11 @@ class Encoder(Module):
         self.embed.backward(dx)
 
 
-class Decoder(Module):
+class Decoder(Stack):
     def __init__(self, vocab_size, cfg, pad_id, rng, dtype):
-        super().__init__()
-        pre = cfg.norm == "pre"
-        emb = Embedding(vocab_size, cfg.d_model, pad_id, rng, dtype)
-        self.embed = self._child("embed", Embedder(emb, PositionalEncoding(cfg.max_len, cfg.d_model, dtype), cfg.dropout, rng))
-        self.layers = [
-            self._child(f"layers.{i}", DecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, pre, rng, dtype))
-            for i in range(cfg.n_dec_layers)
-        ]
-        self.norm = self._child("norm", LayerNorm(cfg.d_model, dtype=dtype)) if pre else None
+        super().__init__(DecoderLayer, cfg.n_dec_layers, vocab_size, cfg, pad_id, rng, dtype)
         if cfg.tie_output:
-            self.out = TiedOutput(emb)
+            self.out = TiedOutput(self.embedding)
         else:
             self.out = self._child("out", Linear(cfg.d_model, vocab_size, rng, dtype))
 
