@@ -17,7 +17,6 @@ markers in docs/lowrank.md (not with --quick), and printed.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -37,29 +36,14 @@ from minitx import plots  # noqa: E402
 from minitx.data import EOS, PAD, detokenize  # noqa: E402
 from minitx.show import look  # noqa: E402
 from minitx.train import evaluate, load_run, train  # noqa: E402
+from lowrank_doc import DOC, read_metrics, write_section  # noqa: E402
 
-DOC = REPO_ROOT / "docs" / "lowrank.md"
 IMAGE = REPO_ROOT / "docs" / "images" / "heads-numbers-cross-attention.png"
 HEADS = (1, 2, 4, 8)
 STEPS = 600  # the same budget for every H; numbers.yaml's own runs pass 0.99 near step 500
 EVAL_EVERY = 100
 SEEDS = (0, 1, 2)
 EXAMPLE = "seven thousand two hundred forty one"
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def write_section(text, marker):
-    """Replace what lies between <!-- BEGIN marker --> and <!-- END marker --> in docs/lowrank.md."""
-    begin, end = f"<!-- BEGIN {marker} -->", f"<!-- END {marker} -->"
-    doc = DOC.read_text()
-    if begin not in doc or end not in doc:
-        raise SystemExit(f"{DOC} has no {begin} ... {end} markers to write between")
-    head, rest = doc.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    DOC.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def head_sharpness(model, task, n=200):

@@ -22,7 +22,6 @@ The tables are written between the lora_experiment markers in docs/lowrank.md (n
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -44,8 +43,8 @@ from minitx import checkpoint, lora, plots  # noqa: E402
 from minitx.lowrank import (analyse, effective_rank, energy, run_matrices, singular_values,  # noqa: E402
                             spectra_figure, truncate)
 from minitx.train import evaluate, load_run, train  # noqa: E402
+from lowrank_doc import DOC, read_metrics, write_section  # noqa: E402
 
-DOC = REPO_ROOT / "docs" / "lowrank.md"
 IMAGE = REPO_ROOT / "docs" / "images" / "lowrank-full-update.png"
 RANKS = (1, 2, 4, 8, 16)
 MAX_STEPS = 1000  # fine-tuning budget; a run that reaches 100% stops there
@@ -55,25 +54,10 @@ TRUNCATION_RANKS = (0, 1, 2, 4, 8, 16)
 QUICK_DATA = ["data.n_valid=100", "data.n_test=100"]  # --quick: smaller held-out sets
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
 def timed_train(config, overrides, out):
     start = time.perf_counter()
     train(config, overrides, out=out, quiet=True)
     return time.perf_counter() - start
-
-
-def write_section(text, marker):
-    """Replace what lies between <!-- BEGIN marker --> and <!-- END marker --> in docs/lowrank.md."""
-    begin, end = f"<!-- BEGIN {marker} -->", f"<!-- END {marker} -->"
-    doc = DOC.read_text()
-    if begin not in doc or end not in doc:
-        raise SystemExit(f"{DOC} has no {begin} ... {end} markers to write between")
-    head, rest = doc.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    DOC.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def fine_tune_table(root, quick):
