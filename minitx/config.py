@@ -303,13 +303,9 @@ def validate(cfg: Config, source) -> None:
 
 
 def config_to_dict(cfg: Config) -> dict:
-    """Nested plain dict, sections and keys in declaration order. The lora section appears only
-    when a run uses it, so an ordinary run's config.yaml holds nothing it does not need (a
-    missing section loads as its defaults, so the round trip is still exact)."""
-    out = asdict(cfg)
-    if cfg.lora == LoRAConfig():
-        del out["lora"]
-    return out
+    """Nested plain dict, every section and key in declaration order, so a run's config.yaml
+    shows every value the run used."""
+    return asdict(cfg)
 
 
 def save_config(cfg: Config, path) -> None:

@@ -220,7 +220,7 @@ def test_save_load_round_trip(tmp_path):
     cfg = load_config(resolve_config_path("base"), sets)
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
-    assert list(config_to_dict(cfg)) == ["model", "data", "train", "eval"]
+    assert list(config_to_dict(cfg)) == ["model", "data", "train", "eval", "lora"]
 
 
 def test_resolve_config_path(tmp_path):
