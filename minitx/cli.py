@@ -38,7 +38,7 @@ def cmd_translate(args):
     from minitx.train import load_run
     from minitx.data import detokenize, encode_input
 
-    cfg, model, task = load_run(args.run_dir)
+    cfg, model, task = load_run(args.run_dir, need_data=False)
     src = encode_input(args.text, cfg, task)  # (1, S)
     beam = args.beam or cfg.eval.beam
     out = decoder_for(beam, cfg.eval.length_penalty)(model, src, src.shape[1] + cfg.eval.max_decode_extra)
@@ -94,6 +94,21 @@ COMMANDS = {
 }
 
 
+def count(minimum):
+    """An argparse type: an integer of at least `minimum`, else a one-line usage error."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minitx", description="A transformer trainer in pure NumPy, built to be read.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -113,22 +128,22 @@ def build_parser():
             p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
         else:
             p.add_argument("--split", default="test", help="valid or test (default test)")
-        p.add_argument("--beam", type=int, default=0, help="beam size (default: the run's eval.beam)")
+        p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
 
     parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
 
     p = parsers["bench"]
     p.add_argument("config", nargs="?", default="tiny", help="config to time (default tiny)")
-    p.add_argument("--steps", type=int, default=20, help="timed steps; we report their median (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--steps", type=count(1), default=20, help="timed steps; we report their median (default 20)")
+    p.add_argument("--warmup", type=count(0), default=3, help="untimed steps first (default 3)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
 
     p = parsers["attention"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
     p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
     p.add_argument("--kind", choices=("cross", "encoder", "decoder", "all"), default="all", help="which attention to show (default all)")
-    p.add_argument("--layer", type=int, help="only this layer (counting from 0)")
-    p.add_argument("--head", type=int, help="only this head (counting from 0)")
+    p.add_argument("--layer", type=count(0), help="only this layer (counting from 0)")
+    p.add_argument("--head", type=count(0), help="only this head (counting from 0)")
     p.add_argument("--png", metavar="DIR", help="where to save PNG pictures (default RUN_DIR/attention)")
     p.add_argument("--no-png", action="store_true", help="terminal view only")
 
@@ -139,13 +154,13 @@ def build_parser():
     p = parsers["trace"]
     p.add_argument("config", help="a config name in configs/ (tiny, tiny.yaml) or a path")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
-    p.add_argument("--batch", type=int, default=2, help="batch size B (default 2)")
-    p.add_argument("--depth", type=int, help="show modules nested at most this deep (default all; 2 shows the layers)")
+    p.add_argument("--batch", type=count(1), default=2, help="batch size B (default 2)")
+    p.add_argument("--depth", type=count(1), help="show modules nested at most this deep (default all; 2 shows the layers)")
 
     p = parsers["lowrank"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
     p.add_argument("--base", metavar="BASE_RUN", help="analyse the update W_run - W_base instead of the weights")
-    p.add_argument("--k", type=int, default=4, help="rank of the truncation to check (default 4)")
+    p.add_argument("--k", type=count(1), default=4, help="rank of the truncation to check (default 4)")
     p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
     return parser
 

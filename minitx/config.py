@@ -148,8 +148,10 @@ def resolve_config_path(name: str) -> Path:
     )
 
 
-def load_config(path, overrides=()) -> Config:
-    """Read a YAML config over the defaults, apply `section.key=value` overrides, validate."""
+def load_config(path, overrides=(), check_files=True) -> Config:
+    """Read a YAML config over the defaults, apply `section.key=value` overrides, validate.
+    check_files=False skips checking that the data files exist (a trained run can translate
+    without its training data)."""
     try:
         text = Path(path).read_text()
     except OSError as err:
@@ -176,7 +178,7 @@ def load_config(path, overrides=()) -> Config:
 
     for override in overrides:
         _apply_override(cfg, override)
-    validate(cfg, path)
+    validate(cfg, path, check_files)
     return cfg
 
 
@@ -242,7 +244,7 @@ def _suggest(word: str, known: list) -> str:
     return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
 
 
-def validate(cfg: Config, source) -> None:
+def validate(cfg: Config, source, check_files=True) -> None:
     """Check ranges and cross-field rules; every failure names `source` and the key."""
 
     def check(ok: bool, key: str, problem: str) -> None:
@@ -296,7 +298,7 @@ def validate(cfg: Config, source) -> None:
         for split in ("train", "valid", "test"):
             name = getattr(d, split)
             check(name != "", f"data.{split}", "a TSV path is required when data.task is tsv")
-            check(Path(name).is_file(), f"data.{split}", f"file '{name}' does not exist")
+            check(Path(name).is_file() or not check_files, f"data.{split}", f"file '{name}' does not exist")
     else:
         check(d.max_len + 1 <= m.max_len, "data.max_len",
               f"{d.max_len} plus </s> does not fit in model.max_len ({m.max_len})")

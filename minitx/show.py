@@ -152,7 +152,7 @@ def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=
     """Print every selected layer's and head's attention, and save PNG grids when we can."""
     from minitx.train import load_run
 
-    cfg, model, task = load_run(run_dir)
+    cfg, model, task = load_run(run_dir, need_data=False)
     src_tokens, out_tokens, maps = look(model, task, cfg, text)
     kinds = KINDS if kind == "all" else (kind,)
     width = width or shutil.get_terminal_size().columns

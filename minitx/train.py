@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from minitx import checkpoint, lora
 from minitx.config import LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
-from minitx.data import PAD, load_task
+from minitx.data import PAD, Task, Vocab, load_task
 from minitx.decode import greedy
 from minitx.errors import Interrupted, UserError
 from minitx.loss import CrossEntropy
@@ -96,6 +96,8 @@ def evaluate(model, task, split, cfg, decode=None):
 def choose_run_dir(config_path, out, resume):
     """Never overwrite a run: without --resume an occupied directory gets a numbered sibling."""
     run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: exists and is not a directory (choose another --out)")
     if resume:
         if not (run_dir / checkpoint.CHECKPOINT).exists():
             raise UserError(f"{run_dir}: nothing to resume (no {checkpoint.CHECKPOINT}); drop --resume to start a new run")
@@ -209,14 +211,21 @@ def load_params(model, arrays, path, cfg_path="the config"):
         p[...] = saved
 
 
+# What a resumed run may change: how long it trains and how often it reports. Everything else
+# (model, data, optimizer, schedule, seed, ...) must match, or the run would silently become a
+# different one. Note that the cosine schedule depends on train.steps, so extending a cosine run
+# changes its learning rates from the resume point on.
+RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.target_exact_match"}
+
+
 def check_compatible(cfg, saved_json, where):
     """A resumed run may change how long it trains, not what it trains."""
     saved = json.loads(str(saved_json))
     saved.setdefault("lora", asdict(LoRAConfig()))  # a run that fine-tunes nothing saves none
     now = asdict(cfg)
-    for section in ("model", "data", "lora"):
+    for section in ("model", "data", "train", "lora"):
         for key, value in now[section].items():
-            if saved[section].get(key) != value:
+            if f"{section}.{key}" not in RESUMABLE_CHANGES and saved[section].get(key) != value:
                 raise UserError(
                     f"{where}: the checkpoint was trained with {section}.{key} = {saved[section].get(key)!r}, "
                     f"the config says {value!r}; they must match to resume"
@@ -268,6 +277,7 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
                 raise Interrupted(
                     f"interrupted at step {run.step}; checkpoint saved to {ckpt_path}. "
                     f"Continue with: python -m minitx train {config_path} --resume --out {run_dir}"
+                    + "".join(f" --set {o}" for o in overrides)
                 )
             run.model.train(True)
             batch = run.task.train_batch(run.data_rng, t.batch_size)
@@ -314,19 +324,26 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
     return run_dir
 
 
-def load_run(run_dir):
-    """A trained run for inference: (cfg, model, task), from config.yaml and checkpoint.npz."""
+def load_run(run_dir, need_data=True):
+    """A trained run for inference: (cfg, model, task), from config.yaml and checkpoint.npz.
+
+    need_data=False (translating, looking at attention) takes the vocabularies saved in the
+    checkpoint, so a run works from any directory and without its training files; the task
+    then has vocabularies but no held-out splits."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a run directory")
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise UserError(f"{run_dir}: no config.yaml (is this a minitx run directory?)")
-    cfg = load_config(cfg_path)
+    cfg = load_config(cfg_path, check_files=False)  # load_task below names a missing file
     ckpt_path = run_dir / checkpoint.CHECKPOINT
     arrays = checkpoint.load(ckpt_path)
-    task = load_task(cfg)
-    check_vocab(arrays, task, ckpt_path, cfg_path)
+    if need_data or cfg.lora.enabled:
+        task = load_task(cfg)
+        check_vocab(arrays, task, ckpt_path, cfg_path)
+    else:
+        task = Task(Vocab(arrays["vocab/src"].tolist()), Vocab(arrays["vocab/tgt"].tolist()), splits={}, split_hyphens=cfg.data.split_hyphens)
     if cfg.lora.enabled:
         # An adapter checkpoint holds only A and B: rebuild the run on its base weights, load
         # the adapters, and merge W0 + s * A @ B into a plain model.

@@ -151,3 +151,40 @@ def test_eval_and_translate_commands(tmp_path, capsys):
     assert main(["translate", str(run_dir), "3 1 4 1 5"]) == 0
     words = capsys.readouterr().out.split()
     assert all(w in [str(i) for i in range(10)] for w in words), words
+
+
+def test_resume_refuses_a_different_optimizer_setting(tmp_path):
+    run(tmp_path, "r", steps=10)
+    with pytest.raises(UserError, match=r"train.lr = 0.003.*0.001"):
+        run(tmp_path, "r", steps=20, extra=["train.lr=1e-3"], resume=True)
+
+
+def test_the_printed_resume_command_repeats_the_overrides(tmp_path, monkeypatch):
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def ctrl_c_on_third(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", ctrl_c_on_third)
+    with pytest.raises(Interrupted) as caught:
+        run(tmp_path, "r", steps=20, extra=["model.d_ff=128"])
+    assert "--set model.d_ff=128" in str(caught.value), caught.value
+
+
+def test_a_tsv_run_translates_without_its_data_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.tsv").write_text("one\tun\ntwo\tdeux\n")
+    (tmp_path / "my.yaml").write_text("data:\n  task: tsv\n  train: train.tsv\n  valid: valid.tsv\n  test: test.tsv\n")
+    run_dir = train(str(tmp_path / "my.yaml"), ["train.steps=4", "train.eval_every=4"], out=tmp_path / "r", quiet=True)
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.tsv").unlink()  # the vocabularies come from the checkpoint
+    capsys.readouterr()
+    assert main(["translate", str(run_dir), "two"]) == 0
+    assert capsys.readouterr().out.strip() in {"un", "deux", "un deux", "deux un", "un un", "deux deux", ""}
+    assert main(["eval", str(run_dir)]) == 2  # evaluation needs the test file, and says so
+    assert ".tsv: cannot read" in capsys.readouterr().err
