@@ -94,6 +94,13 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line like every other error (and still exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"minitx: error: {message} (see `{self.prog} --help`)\n")
+
+
 def count(minimum):
     """An argparse type: an integer of at least `minimum`, else a one-line usage error."""
 
@@ -110,7 +117,7 @@ def count(minimum):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minitx", description="A transformer trainer in pure NumPy, built to be read.")
+    parser = Parser(prog="minitx", description="A transformer trainer in pure NumPy, built to be read.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     parsers = {name: sub.add_parser(name, help=help, description=help) for name, (_, help) in COMMANDS.items()}
 
@@ -166,7 +173,10 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage mistake (2), already printed
+        return e.code
     try:
         return COMMANDS[args.command][0](args) or 0
     except UserError as e:

@@ -155,6 +155,11 @@ def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=
     cfg, model, task = load_run(run_dir, need_data=False)
     src_tokens, out_tokens, maps = look(model, task, cfg, text)
     kinds = KINDS if kind == "all" else (kind,)
+    # Check --layer and --head before printing anything. With --kind all, a layer may exist in
+    # the decoder but not the encoder (or back); we then skip the stack that lacks it.
+    _pick(max(maps[k].weights.shape[0] for k in kinds), layer, "layer")
+    _pick(maps[kinds[0]].weights.shape[1], head, "head")
+    kinds = [k for k in kinds if layer is None or layer < maps[k].weights.shape[0]]
     width = width or shutil.get_terminal_size().columns
     print(f"input:  {detokenize(src_tokens[:-1])}")
     output = out_tokens[:-1] if out_tokens[-1:] == ["</s>"] else out_tokens
@@ -195,7 +200,14 @@ def read_metrics(run_dir):
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise UserError(f"{run_dir}: no metrics.jsonl (has this run reached its first evaluation?)")
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: line {lineno}: not a JSON object ({e.msg})") from None
     if not records:
         raise UserError(f"{path}: empty")
     return records

@@ -84,3 +84,10 @@ CASES = [
     ("an input longer than the model accepts", lambda: ["translate", trained_run(), " ".join(["1"] * 70)], r"the input has 70 tokens, more than model.max_len - 1 = 63"),
     ("an unknown evaluation split", lambda: ["eval", trained_run(), "--split", "dev"], r"--split dev: no such split"),
 ]
+
+CASES += [
+    ("a malformed metrics.jsonl", lambda: (trained_run(), Path("run/metrics.jsonl").write_text('{"step": 2}\n{oops\n'), ["plot", "run"])[2], r"run/metrics.jsonl: line 2: not a JSON object"),
+    ("an attention layer the model does not have", lambda: ["attention", trained_run(), "1 2 3", "--layer", "5", "--no-png"], r"--layer 5: this model has layers 0 to 1"),
+    ("--out naming a file", lambda: (Path("afile").write_text("x"), ["train", str(TINY), "--out", "afile"])[1], r"afile: exists and is not a directory"),
+    ("a negative beam size", lambda: ["eval", "run", "--beam", "-3"], r"must be at least 0"),
+]

@@ -24,6 +24,9 @@ def test_bad_input_gets_a_one_line_error(what, setup, pattern, tmp_path, monkeyp
     assert status == 2, f"{what}: exit status {status}, stderr {err}"
     assert len(err) == 1 and err[0].startswith("minitx: error: "), f"{what}: {err}"
     assert re.search(pattern, err[0]), f"{what}: {err[0]!r} does not match {pattern!r}"
+    documented = err[0].replace(str(ROOT), "<repo>").replace("|", "/")
+    assert f"| {what} | `{documented}` |" in (ROOT / "docs" / "errors.md").read_text(), (
+        f"{what}: docs/errors.md does not show {documented!r}; run scripts/make_errors_doc.py")
 
 
 def test_a_real_process_prints_no_traceback(tmp_path):
