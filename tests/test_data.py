@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minitx.config import DataConfig, load_config
+from minitx.config import DataConfig, load_config, resolve_config_path
 from minitx.data import BOS, EOS, PAD, UNK, AlgorithmicTask, Vocab, detokenize, encode_input, make_batch, read_tsv, tokenize
 from minitx.errors import UserError
 
@@ -98,7 +98,7 @@ def test_truncate_cuts_long_lines_instead(tmp_path):
 
 
 def test_unseen_input_words_are_read_as_unk_with_a_warning(capsys):
-    cfg = load_config("configs/tiny.yaml")
+    cfg = load_config(resolve_config_path("tiny"))
     task = SimpleNamespace(src_vocab=Vocab.build([["forty", "two"]]))
     src = encode_input("forty three two", cfg, task)
     assert src.tolist() == [[4, UNK, 5, EOS]]
@@ -106,7 +106,7 @@ def test_unseen_input_words_are_read_as_unk_with_a_warning(capsys):
 
 
 def test_an_input_longer_than_the_model_accepts_is_an_error():
-    cfg = load_config("configs/tiny.yaml")
+    cfg = load_config(resolve_config_path("tiny"))
     task = SimpleNamespace(src_vocab=Vocab.build([["1"]]))
     with pytest.raises(UserError, match="more than model.max_len - 1"):
         encode_input(" ".join(["1"] * cfg.model.max_len), cfg, task)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from helpers import assert_gradients_match, padded_batch
-from minitx.attention import MultiHeadAttention, ScaledDotProductAttention
+from minitx.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
 from minitx.embedding import Embedding, PositionalEncoding
 from minitx.gradcheck import check_layer, compare
 from minitx.layernorm import LayerNorm
@@ -97,12 +97,24 @@ def test_mha_encoder_self_attention_with_source_padding():
     mha = MultiHeadAttention(d_model=16, n_heads=4, rng=rng, dtype=F64)
     x = rng.standard_normal((2, 5, 16))
     mask = padding_mask(padded_batch(rng, 2, 5, 9, [5, 2]), 0)  # (B, 1, 1, S)
-    rows = check_layer(mha, [x], rng, forward=lambda x: mha.forward(x, x, mask))
     # check_layer wants one gradient per input; self-attention's is the sum of both paths.
     mha_backward = mha.backward
     mha.backward = lambda dy: sum(mha_backward(dy))
-    assert_gradients_match(check_layer(mha, [x], rng, forward=lambda x: mha.forward(x, x, mask)))
-    assert len(rows) == 9
+    rows = check_layer(mha, [x], rng, forward=lambda x: mha.forward(x, x, mask))
+    assert len(rows) == 9  # eight parameters and the input
+    assert_gradients_match(rows)
+
+
+def test_fused_self_attention_as_the_model_uses_it():
+    # The model's SelfAttention projects q, k and v with one (D, 3D) product; check that path
+    # with both kinds of mask.
+    rng = np.random.default_rng(12)
+    layer = SelfAttention(d_model=12, n_heads=3, rng=rng, dtype=F64)
+    x = rng.standard_normal((2, 4, 12))
+    for mask in (padding_mask(padded_batch(rng, 2, 4, 9, [4, 2]), 0), causal_mask(4) & padding_mask(padded_batch(rng, 2, 4, 9, [4, 3]), 0)):
+        rows = check_layer(layer, [x], rng, forward=lambda x: layer.forward(x, mask))
+        assert len(rows) == 9
+        assert_gradients_match(rows)
 
 
 def test_mha_decoder_self_attention_with_causal_and_padding_mask():

@@ -31,7 +31,6 @@ def test_every_parameter_of_the_model(norm, tie_output):
 
 def test_memory_gradient_is_summed_over_every_decoder_layer():
     rng = np.random.default_rng(1)
-    cfg = small_model_config()
     layers = [DecoderLayer(8, 2, 16, 0.0, True, rng, np.float64) for _ in range(3)]
     y0 = rng.standard_normal((2, 4, 8))
     memory = rng.standard_normal((2, 6, 8))
