@@ -79,8 +79,8 @@ class ScaledDotProductAttention(Module):
             (the softmax Jacobian diag(P) - P P^T applied row by row, never built)
         masked scores are constants, and P is exactly 0 there, so dscores is 0 there too
             (this needs at least one open key per row, which every minitx batch has: sources
-            end in </s> and targets start with <s>. A row masked everywhere gets a uniform P
-            that no longer depends on q or k, and the dq, dk above would not be 0 for it.)
+            end in </s> and targets start with <s>. In a row masked everywhere no P is 0, and
+            the rule above does not hold for it.)
         scores = q @ k^T * scale  =>  dq = dscores @ k * scale,  dk = dscores^T @ q * scale
         """
         q, k, v, P, scale = self.cache
@@ -192,20 +192,20 @@ class MultiHeadAttention(Module):
         B, T, D = x_q.shape
         S = x_kv.shape[1]
         dq, dk, dv = self.attend_backward(dy, concat)  # (B, H, T, K), (B, H, S, K) x 2
-        dq = merge_heads(dq).reshape(B * T, D)  # (B*T, D)
+        dq_m = merge_heads(dq).reshape(B * T, D)  # (B*T, D): the heads merged back
         dkv = np.empty((B, S, 2, self.n_heads, D // self.n_heads), dtype=dy.dtype)  # (B, S, 2, H, K)
         dkv[:, :, 0] = dk.transpose(0, 2, 1, 3)  # merge dk's heads into the first half
         dkv[:, :, 1] = dv.transpose(0, 2, 1, 3)  # and dv's into the second
         dkv = dkv.reshape(B * S, 2 * D)  # (B*S, 2D)
-        g["W_q"] += x_q.reshape(B * T, D).T @ dq  # (D, D)
-        g["b_q"] += dq.sum(axis=0)  # (D,)
+        g["W_q"] += x_q.reshape(B * T, D).T @ dq_m  # (D, D)
+        g["b_q"] += dq_m.sum(axis=0)  # (D,)
         dW_kv = x_kv.reshape(B * S, D).T @ dkv  # (D, 2D)
         g["W_k"] += dW_kv[:, :D]
         g["W_v"] += dW_kv[:, D:]
         db_kv = dkv.sum(axis=0)  # (2D,)
         g["b_k"] += db_kv[:D]
         g["b_v"] += db_kv[D:]
-        dx_q = (dq @ p["W_q"].T).reshape(B, T, D)  # (B, T, D)
+        dx_q = (dq_m @ p["W_q"].T).reshape(B, T, D)  # (B, T, D)
         dx_kv = (dkv @ W_kv.T).reshape(B, S, D)  # (B, S, D)
         return dx_q, dx_kv
 

@@ -7,7 +7,7 @@ checkpoint can never run code when loaded:
     step            training steps done
     rng/model, rng/data   the random generators' states, as JSON text
     vocab/src, vocab/tgt  the vocabularies, as arrays of strings
-    config          the resolved config, as YAML text (to check compatibility on load)
+    config          the resolved config, as JSON text (to check compatibility on resume)
     loss_sum, loss_count  the running training loss since the last evaluation
 
 We write to a temporary file in the same directory, flush and fsync it, then rename it over the

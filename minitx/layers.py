@@ -116,7 +116,8 @@ class FeedForward(Module):
         return self.lin2.forward(h)  # (B, L, D)
 
     def backward(self, dout):
-        """The forward's three calls, read bottom-up."""
+        """dout (B, L, D) -> dx (B, L, D): the forward's three calls read bottom-up,
+        dh2 = lin2'(dout), dh1 = dh2 * (h1 > 0), dx = lin1'(dh1)."""
         dh = self.lin2.backward(dout)  # (B, L, F)
         dh = self.relu.backward(dh)  # (B, L, F)
         return self.lin1.backward(dh)  # (B, L, D)

@@ -61,6 +61,9 @@ class EncoderLayer(Module):
         return self.res2.forward(x, self.ff.forward)  # (B, S, D)
 
     def backward(self, dout):
+        """dout (B, S, D) -> dx (B, S, D): the two residual blocks undone in reverse order.
+        x1 = res1(x, self-attention), y = res2(x1, feed-forward)
+          =>  dx1 = res2'(dout, ff'),  dx = res1'(dx1, self-attention')"""
         dx = self.res2.backward(dout, self.ff.backward)  # (B, S, D)
         return self.res1.backward(dx, self.self_attn.backward)  # (B, S, D)
 
@@ -86,7 +89,9 @@ class DecoderLayer(Module):
         return dh
 
     def backward(self, dout):
-        """dout (B, T, D) -> dy (B, T, D), dmemory (B, S, D)."""
+        """dout (B, T, D) -> dy (B, T, D), dmemory (B, S, D): the three blocks in reverse.
+        Cross-attention is the only block that reads memory, so dmemory is its dx_kv; the
+        Decoder adds these up over its layers."""
         dy = self.res3.backward(dout, self.ff.backward)  # (B, T, D)
         dy = self.res2.backward(dy, self._cross_backward)  # (B, T, D)
         dy = self.res1.backward(dy, self.self_attn.backward)  # (B, T, D)
@@ -112,7 +117,10 @@ class Embedder(Module):
         return self.dropout.forward(self.positions.forward(x, offset))
 
     def backward(self, dout):
-        dx = self.positions.backward(self.dropout.backward(dout))
+        """dout (B, L, D) -> None. y = dropout(E[ids] * scale + PE), so the gradient passes back
+        through dropout's mask, unchanged through the constant PE, and is scaled by `scale`
+        before the embedding scatters it into dE."""
+        dx = self.positions.backward(self.dropout.backward(dout))  # (B, L, D)
         self.embedding.backward(dx * self.scale)
 
 
@@ -171,6 +179,8 @@ class Encoder(Stack):
         return self.norm.forward(x) if self.norm else x
 
     def backward(self, dmemory):
+        """dmemory (B, S, D), already summed over every decoder layer -> None: the closing norm,
+        the layers in reverse, then the embedding."""
         dx = self.norm.backward(dmemory) if self.norm else dmemory
         for layer in reversed(self.layers):
             dx = layer.backward(dx)
@@ -233,11 +243,11 @@ class Transformer(Module):
     def train(self, mode=True):
         """Dropout is active only in training mode."""
         for m in self.modules():
-            for res in vars(m).values():
-                if isinstance(res, Dropout):
-                    res.training = mode
-                if isinstance(res, Residual):
-                    res.dropout.training = mode
+            for part in vars(m).values():
+                if isinstance(part, Dropout):
+                    part.training = mode
+                if isinstance(part, Residual):
+                    part.dropout.training = mode
         return self
 
     def masks(self, src, tgt_in):

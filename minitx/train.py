@@ -79,6 +79,8 @@ def evaluate(model, task, split, cfg, decode=None):
     output equals the target exactly. decode(model, src, max_len) defaults to greedy."""
     decode = decode or greedy
     model.train(False)
+    # Plain cross-entropy, without label smoothing: the validation loss then measures the model
+    # alone, comparable across configs (train_loss is what training minimises, smoothing and all).
     ce = CrossEntropy(PAD)
     loss_sum = correct = tokens = exact = n = 0
     for batch, targets in task.eval_batches(split, cfg.eval.batch_size):

@@ -255,7 +255,8 @@ def same_function(mx, tx):
     t_loss.backward()
     t_grad = {name: q.grad for name, q in tx.model.named_parameters()}
     tx.model.zero_grad()
-    # Compare gradient norms per tensor kind: a cheap, layout-free check that backward agrees.
+    # Compare three gradients, one from each kind of layer (embedding, feed-forward,
+    # cross-attention), element by element.
     embed_mx = mx.model.grads["decoder.embed.embed.W"]
     embed_t = t_grad["tgt_embed.weight"].numpy()
     W1_mx = mx.model.grads["encoder.layers.0.ff.lin1.W"]
@@ -293,6 +294,11 @@ def main():
         mx = StepBench(config, ARGS.set)
         tx = TorchStep(mx)
         check = same_function(mx, tx)
+        # Timing two different computations would mean nothing: stop unless both libraries
+        # compute the same loss and gradients (float32 rounding allows about 1e-5).
+        worst = max(v for k, v in check.items() if k.startswith("grad_rel_diff"))
+        if worst > 1e-4 or abs(check["loss_minitx"] - check["loss_torch"]) > 1e-4:
+            raise SystemExit(f"{config}: minitx and PyTorch disagree ({check}); not timing them")
         mx.run(ARGS.warmup)
         tx.run(ARGS.warmup)
         mx_times, tx_times = [], []

@@ -129,7 +129,7 @@ def main():
         f"0.1, warmup 400), {steps} steps for every H, no early stop.",
         "\n".join(lines), notes[0], picture,
         f"*Written by `scripts/heads_experiment.py` in {total / 60:.1f} minutes "
-        f"(one BLAS thread, on 2 CPU cores shared with other jobs).*",
+        f"(one BLAS thread, {os.cpu_count()} CPU cores).*",
     ])
     print("\n" + text)
     if not args.quick:

@@ -183,7 +183,7 @@ def main():
         picture,
         "### Keeping only the top k singular directions of every update (Eckart-Young truncation)\n\n" + truncation,
         f"*Written by `scripts/lora_experiment.py` in {total / 60:.1f} minutes "
-        f"(one BLAS thread, on 2 CPU cores shared with other jobs).*",
+        f"(one BLAS thread, {os.cpu_count()} CPU cores).*",
     ])
     print("\n" + text)
     if not args.quick:
