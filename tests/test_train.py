@@ -188,3 +188,15 @@ def test_a_tsv_run_translates_without_its_data_files(tmp_path, monkeypatch, caps
     assert capsys.readouterr().out.strip() in {"un", "deux", "un deux", "deux un", "un un", "deux deux", ""}
     assert main(["eval", str(run_dir)]) == 2  # evaluation needs the test file, and says so
     assert ".tsv: cannot read" in capsys.readouterr().err
+
+
+def test_greedy_exact_match_read_off_teacher_forcing_equals_real_decoding(tmp_path):
+    # A half-trained model, so that some sequences are right and some wrong.
+    run_dir = run(tmp_path, "r", steps=120, every=120, extra=["data.n_valid=300", "train.lr=3e-3"])
+    cfg, model, task = train_module.load_run(run_dir)
+    from minitx.decode import greedy
+
+    shortcut = train_module.evaluate(model, task, "valid", cfg)
+    decoded = train_module.evaluate(model, task, "valid", cfg, decode=greedy)
+    assert 0 < decoded["exact_match"] < 1, decoded
+    assert shortcut == decoded, (shortcut, decoded)
