@@ -77,17 +77,23 @@ def test_checkpoint_round_trip(tmp_path):
     assert int(a["step"]) == 10
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+def press_ctrl_c_during_step(monkeypatch, n):
+    """Send a real SIGINT to ourselves in the middle of the n-th training step."""
     real_step = train_module.train_step
     calls = {"n": 0}
 
-    def ctrl_c_during_seventh(*args):
+    def step(*args):
         calls["n"] += 1
-        if calls["n"] == 7:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the step
+        if calls["n"] == n:
+            os.kill(os.getpid(), signal.SIGINT)
         return real_step(*args)
 
-    monkeypatch.setattr(train_module, "train_step", ctrl_c_during_seventh)
+    monkeypatch.setattr(train_module, "train_step", step)
+    return real_step
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    real_step = press_ctrl_c_during_step(monkeypatch, 7)
     with pytest.raises(Interrupted, match="interrupted at step 7.*--resume"):
         run(tmp_path, "r", steps=20)
     assert int(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["step"]) == 7
@@ -160,16 +166,7 @@ def test_resume_refuses_a_different_optimizer_setting(tmp_path):
 
 
 def test_the_printed_resume_command_repeats_the_overrides(tmp_path, monkeypatch):
-    real_step = train_module.train_step
-    calls = {"n": 0}
-
-    def ctrl_c_on_third(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_step(*args)
-
-    monkeypatch.setattr(train_module, "train_step", ctrl_c_on_third)
+    press_ctrl_c_during_step(monkeypatch, 3)
     with pytest.raises(Interrupted) as caught:
         run(tmp_path, "r", steps=20, extra=["model.d_ff=128"])
     assert "--set model.d_ff=128" in str(caught.value), caught.value
