@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
 
 from minitx.errors import UserError
 

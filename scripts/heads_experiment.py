@@ -92,7 +92,7 @@ def main():
                                     sharpness=head_sharpness(model, task))
     eval_steps = [m["step"] for m in results[HEADS[0], seeds[0]]["metrics"]]
 
-    lines = [f"| H | K = D/H | parameters | " + " | ".join(f"valid exact match, step {s}" for s in eval_steps)
+    lines = ["| H | K = D/H | parameters | " + " | ".join(f"valid exact match, step {s}" for s in eval_steps)
              + " | test exact match | sharpest cross-attention head, per decoder layer | wall time per run (s) |",
              "|---:|---:|---:|" + "---:|" * len(eval_steps) + "---:|---|---:|"]
     final = {}

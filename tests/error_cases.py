@@ -8,7 +8,6 @@ the same cases to write the table in docs/errors.md, so the documented messages 
 
 from pathlib import Path
 
-import numpy as np
 
 TINY = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 FAST = ["--set", "train.steps=2", "--set", "train.eval_every=2", "--set", "data.n_valid=4", "--set", "data.n_test=4", "--quiet"]

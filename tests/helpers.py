@@ -2,7 +2,6 @@
 
 from types import SimpleNamespace
 
-import numpy as np
 
 from minitx import gradcheck
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from error_cases import CASES, TINY
+from error_cases import CASES
 from minitx.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
