@@ -31,10 +31,11 @@ from minitx.module import Module
 MASKED = -1e9
 
 
-def softmax(x):
+def softmax(x, out=None):
     """Stable softmax over the last axis: subtracting the row maximum changes nothing
-    mathematically and keeps exp() from overflowing. Returns a new array; x is unchanged."""
-    e = x - x.max(axis=-1, keepdims=True)
+    mathematically and keeps exp() from overflowing. Returns a new array, or writes into
+    `out` (which may be x itself: the attention reuses its scores' memory this way)."""
+    e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
     np.exp(e, out=e)  # in place: e is our own array
     e /= row_sum(e)
     return e
@@ -55,9 +56,12 @@ def merge_heads(x):
 class ScaledDotProductAttention(Module):
     """No parameters: softmax(q k^T / sqrt(K), masked) v on (B, H, L, K) arrays."""
 
-    def forward(self, q, k, v, mask=None):
+    def forward(self, q, k, v, mask=None, out=None):
         """q (B, H, T, K), k and v (B, H, S, K), mask bool broadcastable to (B, H, T, S)
-        (True = may attend) -> out (B, H, T, K). Keeps the weights P as self.attn."""
+        (True = may attend) -> out (B, H, T, K). Keeps the weights P as self.attn.
+
+        `out`, if given, is a (B, H, T, K) array to write the result into; MultiHeadAttention
+        passes a view of its (B, T, D) concatenation, so merging the heads costs no copy."""
         scale = 1.0 / math.sqrt(q.shape[-1])  # a Python float: keeps float32 arrays float32
         scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, S)
         scores *= scale
@@ -66,13 +70,16 @@ class ScaledDotProductAttention(Module):
         if mask is not None:
             zero, blocked = scores.dtype.type(0), scores.dtype.type(MASKED)
             scores += np.where(mask, zero, blocked)  # (B, H, T, S); the addend is mask-sized
-        P = softmax(scores)  # (B, H, T, S)
+        P = softmax(scores, out=scores)  # (B, H, T, S), in the scores' memory
         self.cache = (q, k, v, P, scale)
         self.attn = P
-        return P @ v  # (B, H, T, K)
+        return np.matmul(P, v, out=out)  # (B, H, T, K)
 
-    def backward(self, dout):
+    def backward(self, dout, out=None):
         """dout (B, H, T, K) -> dq (B, H, T, K), dk (B, H, S, K), dv (B, H, S, K).
+
+        `out`, if given, is three arrays of those shapes to write dq, dk, dv into (the fused
+        projections pass views of their fused gradient, which saves copying heads around).
 
         out = P @ v               =>  dP = dout @ v^T,  dv = P^T @ dout
         P = softmax(scores)       =>  dscores = P * (dP - sum(dP * P, axis=-1))
@@ -84,15 +91,16 @@ class ScaledDotProductAttention(Module):
         scores = q @ k^T * scale  =>  dq = dscores @ k * scale,  dk = dscores^T @ q * scale
         """
         q, k, v, P, scale = self.cache
+        dq_out, dk_out, dv_out = (None, None, None) if out is None else out
         dP = dout @ v.transpose(0, 1, 3, 2)  # (B, H, T, S)
-        dv = P.transpose(0, 1, 3, 2) @ dout  # (B, H, S, K)
+        dv = np.matmul(P.transpose(0, 1, 3, 2), dout, out=dv_out)  # (B, H, S, K)
         # dscores = P * (dP - sum(dP * P)) * scale, computed in dP's memory (dP is ours).
         dscores = dP
         dscores -= row_sum(dP * P)  # (B, H, T, 1)
         dscores *= P
         dscores *= scale
-        dq = dscores @ k  # (B, H, T, K)
-        dk = dscores.transpose(0, 1, 3, 2) @ q  # (B, H, S, K)
+        dq = np.matmul(dscores, k, out=dq_out)  # (B, H, T, K)
+        dk = np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dk_out)  # (B, H, S, K)
         return dq, dk, dv
 
 
@@ -147,9 +155,13 @@ class MultiHeadAttention(Module):
     def attend(self, q, k, v, mask=None):
         """Heads in, output projection out: (B, H, T, K) -> (B, T, D), caching nothing.
         Incremental decoding (minitx.decode) calls this with cached keys and values."""
-        heads = self.sdpa.forward(q, k, v, mask)  # (B, H, T, K)
-        concat = merge_heads(heads)  # (B, T, D)
-        B, T, D = concat.shape
+        B, H, T, K = q.shape
+        D = H * K
+        # concat = merge_heads(heads), with no copy: the attention writes its (B, H, T, K)
+        # output through a view of a (B, T, H, K) array, which is concat's own memory layout.
+        concat = np.empty((B, T, H, K), dtype=q.dtype)  # (B, T, H, K)
+        self.sdpa.forward(q, k, v, mask, out=concat.transpose(0, 2, 1, 3))  # heads (B, H, T, K)
+        concat = concat.reshape(B, T, D)  # (B, T, D)
         y = concat.reshape(B * T, D) @ self.params["W_o"]  # (B*T, D)
         y += self.params["b_o"]
         return y.reshape(B, T, D), concat
@@ -163,8 +175,9 @@ class MultiHeadAttention(Module):
         self.cache = (x_q, x_kv, W_kv, concat)
         return y
 
-    def attend_backward(self, dy, concat):
+    def attend_backward(self, dy, concat, out=None):
         """dy (B, T, D) -> dq (B, H, T, K), dk and dv (B, H, S, K); fills dW_o and db_o.
+        `out` is passed on to ScaledDotProductAttention.backward.
 
         y = concat @ W_o + b_o       =>  dW_o = concat^T @ dy, db_o = sum(dy),
                                          dconcat = dy @ W_o^T
@@ -178,7 +191,7 @@ class MultiHeadAttention(Module):
         g["b_o"] += dy2.sum(axis=0)  # (D,)
         dconcat = dy2 @ self.params["W_o"].T  # (B*T, D)
         dheads = split_heads(dconcat.reshape(B, T, D), self.n_heads)  # (B, H, T, K)
-        return self.sdpa.backward(dheads)  # (B, H, T, K), (B, H, S, K) x 2
+        return self.sdpa.backward(dheads, out)  # (B, H, T, K), (B, H, S, K) x 2
 
     def backward(self, dy):
         """dy (B, T, D) -> dx_q (B, T, D), dx_kv (B, S, D).
@@ -190,12 +203,15 @@ class MultiHeadAttention(Module):
         x_q, x_kv, W_kv, concat = self.cache
         p, g = self.params, self.grads
         B, T, D = x_q.shape
-        S = x_kv.shape[1]
-        dq, dk, dv = self.attend_backward(dy, concat)  # (B, H, T, K), (B, H, S, K) x 2
-        dq_m = merge_heads(dq).reshape(B * T, D)  # (B*T, D): the heads merged back
-        dkv = np.empty((B, S, 2, self.n_heads, D // self.n_heads), dtype=dy.dtype)  # (B, S, 2, H, K)
-        dkv[:, :, 0] = dk.transpose(0, 2, 1, 3)  # merge dk's heads into the first half
-        dkv[:, :, 1] = dv.transpose(0, 2, 1, 3)  # and dv's into the second
+        S, H = x_kv.shape[1], self.n_heads
+        # The attention writes dq, dk and dv with their heads already merged: dq into a
+        # (B, T, D) array, dk and dv into the two halves of a (B, S, 2D) one laid out as
+        # forward's [k heads | v heads]. The views below are the forward's own head splits.
+        dq_m = np.empty((B, T, H, D // H), dtype=dy.dtype)  # (B, T, H, K)
+        dkv = np.empty((B, S, 2, H, D // H), dtype=dy.dtype)  # (B, S, 2, H, K)
+        dk_heads, dv_heads = dkv.transpose(2, 0, 3, 1, 4)  # (B, H, S, K) views, each
+        self.attend_backward(dy, concat, out=(dq_m.transpose(0, 2, 1, 3), dk_heads, dv_heads))
+        dq_m = dq_m.reshape(B * T, D)  # (B*T, D)
         dkv = dkv.reshape(B * S, 2 * D)  # (B*S, 2D)
         g["W_q"] += x_q.reshape(B * T, D).T @ dq_m  # (D, D)
         g["b_q"] += dq_m.sum(axis=0)  # (D,)
@@ -245,12 +261,11 @@ class SelfAttention(MultiHeadAttention):
         x, W_qkv, concat = self.cache
         g = self.grads
         B, L, D = x.shape
-        dq, dk, dv = self.attend_backward(dy, concat)  # (B, H, L, K) each
-        # [dq | dk | dv] with its columns laid out as forward's qkv: we merge each one's heads
-        # straight into its third of one array (a single copy, no concatenate afterwards).
+        # [dq | dk | dv] with its columns laid out as forward's qkv: the attention writes each
+        # gradient, heads merged, straight into its third of one array, through the same
+        # reshape and transpose that split forward's qkv (so no copy and no concatenate).
         dqkv = np.empty((B, L, 3, self.n_heads, D // self.n_heads), dtype=dy.dtype)  # (B, L, 3, H, K)
-        for i, d in enumerate((dq, dk, dv)):
-            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)  # (B, L, H, K)
+        self.attend_backward(dy, concat, out=tuple(dqkv.transpose(2, 0, 3, 1, 4)))  # dq, dk, dv (B, H, L, K)
         dqkv = dqkv.reshape(B * L, 3 * D)  # (B*L, 3D)
         dW_qkv = x.reshape(B * L, D).T @ dqkv  # (D, 3D)
         db_qkv = dqkv.sum(axis=0)  # (3D,)

@@ -12,6 +12,8 @@ distribution is q = (1 - eps) * onehot(y) + eps / V and loss_i = -sum_v q_v log 
 
 import numpy as np
 
+from minitx.layers import row_sum
+
 
 def log_softmax(x, axis=-1):
     """log p = x - logsumexp(x), computed stably: after subtracting the maximum the largest
@@ -26,15 +28,26 @@ class CrossEntropy:
         self.eps = label_smoothing
 
     def forward(self, logits, targets):
-        """logits (B, T, V) float, targets (B, T) int -> mean loss over non-padding tokens."""
+        """logits (B, T, V) float, targets (B, T) int -> mean loss over non-padding tokens.
+
+        With z = logits - max (the stable shift) and lse = log(sum_v exp(z_v)), log p_v = z_v - lse.
+        The loss needs only two numbers per row from that, so we never build the whole
+        (B, T, V) log p:
+            -log p_y              = lse - z_y
+            mean_over_v(-log p_v) = lse - mean_over_v(z_v)
+        """
         V = logits.shape[-1]
-        logp = log_softmax(logits)  # (B, T, V)
+        z = logits - logits.max(axis=-1, keepdims=True)  # (B, T, V)
+        e = np.exp(z)  # (B, T, V); the largest entry of each row is exp(0) = 1
+        total = row_sum(e)  # (B, T, 1), at least 1
+        lse = np.log(total)[..., 0]  # (B, T)
         valid = targets != self.pad_id  # (B, T)
         n = max(int(valid.sum()), 1)
-        nll = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (B, T)
-        smooth = -logp.sum(axis=-1) / V  # (B, T)
-        per_token = (1.0 - self.eps) * nll + self.eps * smooth  # (B, T)
-        self.cache = (logp, targets, valid, n)
+        nll = lse - np.take_along_axis(z, targets[..., None], axis=-1)[..., 0]  # (B, T)
+        per_token = (1.0 - self.eps) * nll  # (B, T)
+        if self.eps:
+            per_token += self.eps * (lse - row_sum(z)[..., 0] / V)
+        self.cache = (e, total, targets, valid, n)
         return float((per_token * valid).sum() / n)
 
     def backward(self):
@@ -42,16 +55,16 @@ class CrossEntropy:
 
         loss_i = -sum_v q_v log p_v with log p = logits - logsumexp(logits), and sum_v q_v = 1,
         so dloss_i/dlogits_v = p_v - q_v. Dividing by n gives the mean; padding rows get 0.
+        With p = e / total and w = valid / n per row, we build w * (p - q) in one pass over
+        (B, T, V): first e * (w / total), then subtract the per-row w * q (its eps / V part
+        everywhere, its (1 - eps) part at the target).
         """
-        logp, targets, valid, n = self.cache
-        V = logp.shape[-1]
-        dlogits = np.exp(logp)  # p, (B, T, V)
-        dlogits -= self.eps / V
-        np.put_along_axis(
-            dlogits,
-            targets[..., None],
-            np.take_along_axis(dlogits, targets[..., None], axis=-1) - (1.0 - self.eps),
-            axis=-1,
-        )
-        dlogits *= (valid / n)[..., None].astype(dlogits.dtype)
+        e, total, targets, valid, n = self.cache
+        V = e.shape[-1]
+        w = (valid / n)[..., None].astype(e.dtype)  # (B, T, 1): 1/n, or 0 on padding
+        dlogits = e * (w / total)  # (B, T, V): w * p
+        if self.eps:
+            dlogits -= w * (self.eps / V)
+        at_target = np.take_along_axis(dlogits, targets[..., None], axis=-1)  # (B, T, 1)
+        np.put_along_axis(dlogits, targets[..., None], at_target - w * (1.0 - self.eps), axis=-1)
         return dlogits

@@ -71,13 +71,23 @@ def test_tied_output_adds_both_uses_of_the_embedding():
     assert np.abs(total - out_share).max() > 1e-6, "the input embedding's share is missing"
 
 
-def broken_softmax_backward(self, dout):
+def written_into(out, grads):
+    """What ScaledDotProductAttention.backward does with `out`: the callers read the
+    gradients from the arrays they passed, so a planted backward must write there too."""
+    if out is None:
+        return grads
+    for buffer, grad in zip(out, grads):
+        buffer[...] = grad
+    return out
+
+
+def broken_softmax_backward(self, dout, out=None):
     """The attention backward with the softmax's "- sum(dP * P)" term dropped."""
     q, k, v, P, scale = self.cache
     dP = dout @ v.transpose(0, 1, 3, 2)
     dv = P.transpose(0, 1, 3, 2) @ dout
     dscores = P * dP * scale  # wrong: should be P * (dP - sum(dP * P, axis=-1)) * scale
-    return dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv
+    return written_into(out, (dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv))
 
 
 def test_checker_catches_a_planted_wrong_backward(monkeypatch):
@@ -91,13 +101,13 @@ def test_checker_catches_a_planted_wrong_backward(monkeypatch):
     assert worst > 1e-2, f"worst relative error {worst:.2e} should be large for a wrong backward"
 
 
-def mean_instead_of_weighted_sum_backward(self, dout):
+def mean_instead_of_weighted_sum_backward(self, dout, out=None):
     """A plausible slip: subtracting the plain row mean of dP instead of sum(dP * P)."""
     q, k, v, P, scale = self.cache
     dP = dout @ v.transpose(0, 1, 3, 2)
     dv = P.transpose(0, 1, 3, 2) @ dout
     dscores = P * (dP - dP.mean(axis=-1, keepdims=True)) * scale  # wrong
-    return dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv
+    return written_into(out, (dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv))
 
 
 def test_a_plain_sum_loss_would_hide_a_bug_that_random_weights_expose(monkeypatch):
