@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from minitx.layers import init_weight, row_sum
+from minitx.layers import column_sum, init_weight, row_sum
 from minitx.module import Module
 
 # The "+ mask" of the formula above: we add 0 to the scores a query may attend to and MASKED to
@@ -188,7 +188,7 @@ class MultiHeadAttention(Module):
         B, T, D = dy.shape
         dy2 = dy.reshape(B * T, D)  # (B*T, D)
         g["W_o"] += concat.reshape(B * T, D).T @ dy2  # (D, D)
-        g["b_o"] += dy2.sum(axis=0)  # (D,)
+        g["b_o"] += column_sum(dy2)  # (D,)
         dconcat = dy2 @ self.params["W_o"].T  # (B*T, D)
         dheads = split_heads(dconcat.reshape(B, T, D), self.n_heads)  # (B, H, T, K)
         return self.sdpa.backward(dheads, out)  # (B, H, T, K), (B, H, S, K) x 2
@@ -214,11 +214,11 @@ class MultiHeadAttention(Module):
         dq_m = dq_m.reshape(B * T, D)  # (B*T, D)
         dkv = dkv.reshape(B * S, 2 * D)  # (B*S, 2D)
         g["W_q"] += x_q.reshape(B * T, D).T @ dq_m  # (D, D)
-        g["b_q"] += dq_m.sum(axis=0)  # (D,)
+        g["b_q"] += column_sum(dq_m)  # (D,)
         dW_kv = x_kv.reshape(B * S, D).T @ dkv  # (D, 2D)
         g["W_k"] += dW_kv[:, :D]
         g["W_v"] += dW_kv[:, D:]
-        db_kv = dkv.sum(axis=0)  # (2D,)
+        db_kv = column_sum(dkv)  # (2D,)
         g["b_k"] += db_kv[:D]
         g["b_v"] += db_kv[D:]
         dx_q = (dq_m @ p["W_q"].T).reshape(B, T, D)  # (B, T, D)
@@ -268,7 +268,7 @@ class SelfAttention(MultiHeadAttention):
         self.attend_backward(dy, concat, out=tuple(dqkv.transpose(2, 0, 3, 1, 4)))  # dq, dk, dv (B, H, L, K)
         dqkv = dqkv.reshape(B * L, 3 * D)  # (B*L, 3D)
         dW_qkv = x.reshape(B * L, D).T @ dqkv  # (D, 3D)
-        db_qkv = dqkv.sum(axis=0)  # (3D,)
+        db_qkv = column_sum(dqkv)  # (3D,)
         for i, name in enumerate("qkv"):
             g[f"W_{name}"] += dW_qkv[:, i * D : (i + 1) * D]
             g[f"b_{name}"] += db_qkv[i * D : (i + 1) * D]

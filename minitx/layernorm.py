@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from minitx.layers import row_sum
+from minitx.layers import column_sum, row_sum
 from minitx.module import Module
 
 
@@ -36,15 +36,21 @@ class LayerNorm(Module):
                                         dxhat  = dout * gamma
         xhat = (x - mean) * rstd    =>  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
         The last line folds the paths through mean and var into two row means (each row of D).
+        Both are matrix-vector products with gamma, so we never build dxhat * xhat:
+            sum(dxhat)        = sum_j dout_j * gamma_j          = dout @ gamma
+            sum(dxhat * xhat) = sum_j (dout_j * xhat_j) gamma_j = (dout * xhat) @ gamma
         """
         xhat, rstd = self.cache
         D = xhat.shape[-1]
-        self.grads["gamma"] += (dout * xhat).reshape(-1, D).sum(axis=0)  # (D,)
-        self.grads["beta"] += dout.reshape(-1, D).sum(axis=0)  # (D,)
-        dxhat = dout * self.params["gamma"]  # (..., D)
-        mean_dxhat = row_sum(dxhat) / D  # (..., 1)
-        mean_dxhat_xhat = row_sum(dxhat * xhat) / D  # (..., 1)
-        dx = dxhat - mean_dxhat  # (..., D)
+        gamma = self.params["gamma"]
+        dout_xhat = dout * xhat  # (..., D)
+        self.grads["gamma"] += column_sum(dout_xhat)  # (D,)
+        self.grads["beta"] += column_sum(dout)  # (D,)
+        # One (N, D) @ (D,) product each (N = all leading positions), shaped back like rstd.
+        mean_dxhat = (dout.reshape(-1, D) @ gamma).reshape(rstd.shape) / D  # (..., 1)
+        mean_dxhat_xhat = (dout_xhat.reshape(-1, D) @ gamma).reshape(rstd.shape) / D  # (..., 1)
+        dx = dout * gamma  # (..., D): dxhat, which becomes dx in place
+        dx -= mean_dxhat
         dx -= xhat * mean_dxhat_xhat
         dx *= rstd
         return dx

@@ -26,6 +26,14 @@ def row_sum(x):
     return (rows @ np.ones(x.shape[-1], dtype=x.dtype)).reshape(*x.shape[:-1], 1)  # (..., 1)
 
 
+def column_sum(x):
+    """x summed over every position: x.reshape(-1, D).sum(axis=0) for x (..., D), computed as
+    the vector-matrix product ones @ rows, for the same reason as row_sum. Every bias gradient
+    is one of these."""
+    rows = x.reshape(-1, x.shape[-1])  # (N, D)
+    return np.ones(rows.shape[0], dtype=x.dtype) @ rows  # (D,)
+
+
 class Linear(Module):
     """y = x @ W + b, applied to the last axis. params: W (D_in, D_out), b (D_out,).
 
@@ -59,19 +67,32 @@ class Linear(Module):
         W = self.params["W"]
         dout2 = dout.reshape(-1, W.shape[1])  # (N, D_out)
         self.grads["W"] += x2.T @ dout2  # (D_in, D_out)
-        self.grads["b"] += dout2.sum(axis=0)  # (D_out,)
+        self.grads["b"] += column_sum(dout2)  # (D_out,)
         return (dout2 @ W.T).reshape(*dout.shape[:-1], W.shape[0])  # (..., D_in)
 
 
 class ReLU(Module):
+    """y = max(x, 0), computed as x * (x > 0).
+
+    inplace=True (as in PyTorch's nn.ReLU) overwrites x with y in forward and dout with dx in
+    backward, which saves allocating and filling a new array each way. Only use it where
+    nobody else holds those arrays: FeedForward does, as its x and dout are fresh results of
+    its own Linear layers. (Multiplying by the mask leaves -0.0 where x < 0: equal to 0 in
+    every comparison and product.)"""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x):
-        self.cache = x > 0
-        return np.maximum(x, 0)
+        positive = x > 0
+        self.cache = positive
+        return np.multiply(x, positive, out=x if self.inplace else None)
 
     def backward(self, dout):
         """y = max(x, 0), so dx = dout where x > 0 and 0 elsewhere."""
         positive = self.cache
-        return dout * positive
+        return np.multiply(dout, positive, out=dout if self.inplace else None)
 
 
 class Dropout(Module):
@@ -106,7 +127,7 @@ class FeedForward(Module):
     def __init__(self, d_model, d_ff, rng, dtype=np.float32):
         super().__init__()
         self.lin1 = self._child("lin1", Linear(d_model, d_ff, rng, dtype))
-        self.relu = ReLU()
+        self.relu = ReLU(inplace=True)  # lin1's output and lin2's dx are ours to overwrite
         self.lin2 = self._child("lin2", Linear(d_ff, d_model, rng, dtype))
 
     def forward(self, x):

@@ -28,6 +28,20 @@ def test_relu():
     assert_gradients_match(check_layer(ReLU(), [x], rng))
 
 
+def test_inplace_relu_gives_the_same_numbers_and_overwrites_its_arguments():
+    rng = np.random.default_rng(1)
+    x, dout = rng.standard_normal((3, 7)), rng.standard_normal((3, 7))
+    x_before, dout_before = x.copy(), dout.copy()
+    plain, inplace = ReLU(), ReLU(inplace=True)
+    y, dx = plain.forward(x), plain.backward(dout)
+    assert np.array_equal(x, x_before) and np.array_equal(dout, dout_before), "plain ReLU must not"
+    assert np.array_equal(y, np.maximum(x, 0)) and np.array_equal(dx, dout * (x > 0))
+    y2 = inplace.forward(x)
+    dx2 = inplace.backward(dout)
+    assert y2 is x and dx2 is dout, "inplace=True must reuse its arguments"
+    assert np.array_equal(y, y2) and np.array_equal(dx, dx2)
+
+
 def test_layernorm():
     rng = np.random.default_rng(2)
     layer = LayerNorm(6, dtype=F64)
