@@ -150,6 +150,10 @@ class StepBench:
             "batch": [B, S, self.batches[0].tgt_in.shape[1]],
             "n_params": self.model.n_params(),
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", f"default ({os.cpu_count()} cores)"),
+            # OpenBLAS picks its kernels for the CPU it finds unless OPENBLAS_CORETYPE pins
+            # them, and every time here depends on that choice: on an AVX-512 CPU, pinning the
+            # AVX2 "Haswell" kernels roughly halves the matrix-product peak.
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE") or "auto",
         }
 
 
