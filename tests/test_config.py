@@ -41,7 +41,7 @@ def test_shipped_algorithmic_configs_load(name):
 def test_shipped_tiny_and_base_values():
     tiny = load_config(CONFIG_DIR / "tiny.yaml")
     assert (tiny.model.d_model, tiny.model.n_heads, tiny.model.d_ff) == (64, 4, 256)
-    assert (tiny.train.steps, tiny.train.lr, tiny.train.target_exact_match) == (3000, 3e-3, 1.0)
+    assert (tiny.train.steps, tiny.train.lr, tiny.train.target_exact_match) == (600, 3e-3, 1.0)
     base = load_config(CONFIG_DIR / "base.yaml")
     assert (base.model.d_model, base.model.n_heads, base.model.n_enc_layers) == (256, 8, 3)
     assert base.data.n_symbols + 4 == 1000 and base.data.max_len + 1 == 32

@@ -64,7 +64,7 @@ def test_no_other_rank_k_matrix_is_closer():
 
 def test_the_command_on_a_run_and_on_a_zero_update(tmp_path, capsys):
     small = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.n_enc_layers=1",
-             "model.n_dec_layers=1", "data.n_valid=20", "data.n_test=20", "train.steps=3", "train.eval_every=3"]
+             "model.n_dec_layers=1", "data.n_valid=20", "data.n_test=20", "train.steps=3", "train.warmup=0", "train.eval_every=3"]
     run = train("tiny", small, out=tmp_path / "r", quiet=True)
     capsys.readouterr()
     assert main(["lowrank", str(run), "--k", "2"]) == 0

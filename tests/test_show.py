@@ -41,7 +41,7 @@ def test_shades_rise_with_the_weight():
 def tiny_run(tmp_path_factory):
     """The copy task trained for 30 small steps: enough to have a checkpoint, not to be good."""
     out = tmp_path_factory.mktemp("show") / "run"
-    overrides = ["train.steps=30", "train.eval_every=30", "train.batch_size=16", "data.n_valid=20", "data.n_test=20",
+    overrides = ["train.steps=30", "train.warmup=10", "train.eval_every=30", "train.batch_size=16", "data.n_valid=20", "data.n_test=20",
                  "model.d_model=32", "model.d_ff=64"]
     train(resolve_config_path("tiny"), overrides=overrides, out=out, quiet=True)
     return out
