@@ -21,6 +21,7 @@ task is never mistaken for one that did.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,10 @@ def ensure_trained(config):
         shutil.rmtree(run_dir)
     print(f"training {config} into {run_dir.relative_to(REPO_ROOT)} ...", flush=True)
     command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(run_dir)]
-    subprocess.run(command, cwd=REPO_ROOT, check=True)
+    # One BLAS thread unless the caller chose otherwise, as `make train` does: the thread count
+    # changes the order of float additions, so this keeps these runs identical to make's.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+    subprocess.run(command, cwd=REPO_ROOT, check=True, env=env)
     return run_dir
 
 
