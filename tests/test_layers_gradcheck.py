@@ -174,6 +174,17 @@ def test_cross_entropy_matches_its_definition_and_gradient():
     assert_gradients_match(rows)
 
 
+def test_cross_entropy_is_stable_for_huge_logits():
+    # Confidently wrong by a logit gap of 2000: a naive log(softmax) would give inf here.
+    logits = np.array([[[1000.0, 0.0, -1000.0]]])
+    ce = CrossEntropy(pad_id=3, label_smoothing=0.1)
+    loss = ce.forward(logits, np.array([[2]]))
+    expected = 0.9 * 2000.0 + 0.1 * (0.0 + 1000.0 + 2000.0) / 3  # -log p_v = 1000 - logit_v
+    assert abs(loss - expected) < 1e-9, (loss, expected)
+    dlogits = ce.backward()
+    assert np.allclose(dlogits, [[[1 - 0.1 / 3, -0.1 / 3, -0.9 - 0.1 / 3]]]), dlogits
+
+
 def test_log_softmax_is_stable_for_huge_logits():
     x = np.array([[1000.0, 0.0, -1000.0]])
     logp = log_softmax(x)
