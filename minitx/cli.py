@@ -22,7 +22,8 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from minitx.decode import decoder_for
-    from minitx.train import evaluate, load_run
+    from minitx.run import load_run
+    from minitx.train import evaluate
 
     cfg, model, task = load_run(args.run_dir)
     if args.split not in task.splits:
@@ -34,7 +35,7 @@ def cmd_eval(args):
 
 def cmd_translate(args):
     from minitx.decode import decoder_for
-    from minitx.train import load_run
+    from minitx.run import load_run
     from minitx.data import detokenize, encode_input
 
     cfg, model, task = load_run(args.run_dir, need_data=False)
@@ -51,31 +52,31 @@ def cmd_gradcheck(args):
 
 
 def cmd_bench(args):
-    from minitx.bench import run_cli
+    from minitx.tools.bench import run_cli
 
     run_cli(args)
 
 
 def cmd_attention(args):
-    from minitx.show import attention_command
+    from minitx.tools.show import attention_command
 
     attention_command(args.run_dir, args.text, args.kind, args.layer, args.head, args.png, not args.no_png)
 
 
 def cmd_plot(args):
-    from minitx.show import curves_command
+    from minitx.tools.show import curves_command
 
     curves_command(args.run_dir, args.out)
 
 
 def cmd_trace(args):
-    from minitx.trace import run_cli
+    from minitx.tools.trace import run_cli
 
     run_cli(args.config, args.set, args.batch, args.depth)
 
 
 def cmd_lowrank(args):
-    from minitx.lowrank import run_cli
+    from minitx.tools.lowrank import run_cli
 
     run_cli(args.run_dir, args.base, args.k, args.png)
 

@@ -38,6 +38,12 @@ class ModelConfig:
     norm: str = "pre"  # "pre" trains stably without a long warmup; "post" is the paper's layout
     tie_output: bool = True  # output projection shares the target embedding: fewer parameters
     max_len: int = 64  # longest token sequence, counting <s> or </s>, the positional table covers
+    # The decoder's causal mask. Only a lab switches it off, to watch a model learn to peek at
+    # the answer during teacher forcing and then fail when it really decodes.
+    causal: bool = True
+    # false: the plain layers of minitx.nn, one formula per line; true: minitx.nn.fused, the
+    # same numbers computed faster. Checkpoints load either way.
+    fused: bool = False
 
 
 @dataclass

@@ -25,7 +25,8 @@ K head width, V target vocabulary, t the number of target positions decoded so f
 import numpy as np
 
 from minitx.data import BOS, EOS, PAD
-from minitx.loss import log_softmax
+from minitx.model import padding_mask
+from minitx.nn import log_softmax, split_heads
 
 
 class IncrementalDecoder:
@@ -39,8 +40,10 @@ class IncrementalDecoder:
     and, shared by all layers, key_mask (B, 1, 1, t): False where the token fed was <pad>, so a
     finished row attends exactly as the full-prefix decoder with its padding mask would.
 
-    Dropout must be off: a cached value computed with one dropout mask would be reused under
-    another. The constructor switches the model to evaluation mode.
+    Each step runs the model's own code (Stack.embed, Residual.branch and .merge, the attention's
+    projections and MultiHeadAttention.attend, the feed-forward), only on one position and with
+    the cached keys and values. Dropout must be off: a cached value computed with one dropout
+    mask would be reused under another. The constructor switches the model to evaluation mode.
     """
 
     def __init__(self, model, src):
@@ -50,7 +53,9 @@ class IncrementalDecoder:
         memory, self.src_mask = model.encode(src)  # (B, S, D), (B, 1, 1, S)
         self.cross_k, self.cross_v, self.self_k, self.self_v = [], [], [], []
         for layer in model.decoder.layers:
-            k, v, _ = layer.cross_attn.project_kv(memory)  # (B, H, S, K) each
+            attn = layer.cross_attn
+            k = split_heads(attn.key.forward(memory), attn.n_heads)  # (B, H, S, K)
+            v = split_heads(attn.value.forward(memory), attn.n_heads)  # (B, H, S, K)
             self.cross_k.append(k)
             self.cross_v.append(v)
             # Empty (B, H, 0, K) arrays to append to, with the right B, H, K and dtype.
@@ -64,15 +69,18 @@ class IncrementalDecoder:
 
         The same layer-by-layer computation as DecoderLayer.forward, on a single position."""
         dec = self.model.decoder
-        is_token = (ids != self.model.pad_id)[:, None, None, None]  # (B, 1, 1, 1)
-        self.key_mask = np.concatenate([self.key_mask, is_token], axis=3)  # (B, 1, 1, t+1)
-        y = dec.embed.forward(ids[:, None], offset=self.t)  # (B, 1, D)
+        ids = ids[:, None]  # (B, 1)
+        self.key_mask = np.concatenate([self.key_mask, padding_mask(ids, self.model.pad_id)], axis=3)  # (B, 1, 1, t+1)
+        y = dec.embed(ids, offset=self.t)  # (B, 1, D)
         for i, layer in enumerate(dec.layers):
-            y = _residual(layer.res1, y, lambda h: self._self_attention(i, layer.self_attn, h))  # (B, 1, D)
-            y = _residual(layer.res2, y, lambda h: self._cross_attention(i, layer.cross_attn, h))  # (B, 1, D)
-            y = _residual(layer.res3, y, layer.ff.forward)  # (B, 1, D)
+            h = layer.res_self.branch(y)  # (B, 1, D)
+            y = layer.res_self.merge(y, self._self_attention(i, layer.self_attn, h))  # (B, 1, D)
+            h = layer.res_cross.branch(y)  # (B, 1, D)
+            y = layer.res_cross.merge(y, self._cross_attention(i, layer.cross_attn, h))  # (B, 1, D)
+            h = layer.res_ff.branch(y)  # (B, 1, D)
+            y = layer.res_ff.merge(y, layer.ff.forward(h))  # (B, 1, D)
         if dec.norm:
-            y = dec.norm.forward(y)
+            y = dec.norm.forward(y)  # (B, 1, D)
         self.t += 1
         return dec.out.forward(y)[:, 0]  # (B, V)
 
@@ -80,18 +88,17 @@ class IncrementalDecoder:
         """h (B, 1, D), the newest position -> (B, 1, D), attending over every position so far.
 
         No causal mask is needed: the cache holds only the past and the present."""
-        q = attn.project_q(h)  # (B, H, 1, K)
-        k, v, _ = attn.project_kv(h)  # (B, H, 1, K) each
+        q = split_heads(attn.query.forward(h), attn.n_heads)  # (B, H, 1, K)
+        k = split_heads(attn.key.forward(h), attn.n_heads)  # (B, H, 1, K)
+        v = split_heads(attn.value.forward(h), attn.n_heads)  # (B, H, 1, K)
         self.self_k[i] = np.concatenate([self.self_k[i], k], axis=2)  # (B, H, t+1, K)
         self.self_v[i] = np.concatenate([self.self_v[i], v], axis=2)  # (B, H, t+1, K)
-        y, _ = attn.attend(q, self.self_k[i], self.self_v[i], self.key_mask)  # (B, 1, D)
-        return y
+        return attn.attend(q, self.self_k[i], self.self_v[i], self.key_mask)  # (B, 1, D)
 
     def _cross_attention(self, i, attn, h):
         """h (B, 1, D) -> (B, 1, D): only the query is new; keys and values were cached once."""
-        q = attn.project_q(h)  # (B, H, 1, K)
-        y, _ = attn.attend(q, self.cross_k[i], self.cross_v[i], self.src_mask)  # (B, 1, D)
-        return y
+        q = split_heads(attn.query.forward(h), attn.n_heads)  # (B, H, 1, K)
+        return attn.attend(q, self.cross_k[i], self.cross_v[i], self.src_mask)  # (B, 1, D)
 
     def select(self, rows):
         """Keep, reorder or repeat rows of the batch: rows (B',) indices into the current B rows.
@@ -105,18 +112,10 @@ class IncrementalDecoder:
         self.key_mask = self.key_mask[rows]  # (B', 1, 1, t)
 
 
-def _residual(res, x, f):
-    """Residual.forward with dropout left out (it is off when decoding), so that the norm's
-    placement is visible here: pre-norm x + f(norm(x)), post-norm norm(x + f(x))."""
-    if res.pre:
-        return x + f(res.norm.forward(x))
-    return res.norm.forward(x + f(x))
-
-
 def length_limit(model, max_len):
     """The decoder reads positions 0 .. L-1 (<s> first), so it can emit at most as many tokens
     as its positional table has rows."""
-    return min(max_len, model.decoder.embed.positions.table.shape[0])
+    return min(max_len, model.decoder.positions.table.shape[0])
 
 
 def greedy(model, src, max_len):

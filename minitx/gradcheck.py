@@ -52,7 +52,14 @@ def rel_error(analytic, numeric):
 
 def numerical_gradient(loss_fn, x, h=STEP):
     """Central differences of loss_fn() with respect to every element of x, which we perturb
-    in place and restore."""
+    in place and restore.
+
+    x must be C-contiguous: we reach its elements through x.reshape(-1), which for any other
+    array is a copy, so the nudges would never reach what loss_fn reads and every numeric
+    gradient would be 0 (a wrong backward whose gradient is also 0 would then pass)."""
+    if not x.flags.c_contiguous:
+        raise ValueError(f"numerical_gradient needs a C-contiguous array to perturb in place, got one of shape {x.shape} "
+                         "that is not (pass the array the loss really reads, not a transposed or sliced view)")
     grad = np.zeros_like(x)
     flat, gflat = x.reshape(-1), grad.reshape(-1)  # views: writing flat writes x
     for i in range(flat.size):
@@ -101,13 +108,25 @@ def check_layer(layer, inputs, rng, forward=None):
     return compare(lambda: float((forward(*inputs) * G).sum()), arrays, analytic)
 
 
+def with_fixed_dropout(model, loss_fn):
+    """loss_fn, wrapped so that every call draws the same dropout masks: we reset the model's
+    random generator (the one every Dropout draws from) to its state now before each call.
+    The loss is then a fixed function of the parameters, and finite differences can check the
+    backward through dropout too."""
+    state = model.rng.bit_generator.state
+
+    def fixed():
+        model.rng.bit_generator.state = state
+        return loss_fn()
+
+    return fixed
+
+
 def check_model(model, loss, src, tgt_in, tgt_out):
-    """Check every parameter of a Transformer against the full cross-entropy loss."""
-    model.train(False)  # dropout off: the loss must be a fixed function of the parameters
-
-    def loss_fn():
-        return loss.forward(model.forward(src, tgt_in), tgt_out)
-
+    """Check every parameter of a Transformer against the full cross-entropy loss, in training
+    mode: dropout on, with the same masks in every evaluation (with_fixed_dropout)."""
+    model.train(True)
+    loss_fn = with_fixed_dropout(model, lambda: loss.forward(model.forward(src, tgt_in), tgt_out))
     model.zero_grad()
     loss_fn()
     model.backward(loss.backward())
@@ -148,7 +167,8 @@ def format_table(rows, title=None):
 
 def run_cli(config_name):
     """`minitx gradcheck [CONFIG]`: a small float64 copy of the configured architecture, checked
-    in all four variants (pre/post norm x tied/untied output) with label smoothing, padding in
+    in both implementations (the plain layers of minitx.nn and the fused ones), each in all four
+    variants (pre/post norm x tied/untied output), with dropout 0.1, label smoothing, padding in
     source and target, and S != T. Prints one table per variant; returns 1 if any row fails.
     A last table checks LoRA adapters on every weight lora.targets can name, with alpha != r
     so that a forgotten scale alpha / r would show."""
@@ -156,15 +176,14 @@ def run_cli(config_name):
 
     from minitx.config import LORA_TARGETS, load_config, resolve_config_path
     from minitx.lora import LoRA
-    from minitx.loss import CrossEntropy
-    from minitx.model import Transformer
+    from minitx.model import Transformer, layer_set
 
     cfg = load_config(resolve_config_path(config_name))
     m = cfg.model
     # Same depth as the config, but narrow enough that finite differences take seconds.
     n_heads = 2 if m.n_heads > 1 else 1
     small = dict(d_model=4 * n_heads, n_heads=n_heads, d_ff=16, n_enc_layers=m.n_enc_layers,
-                 n_dec_layers=m.n_dec_layers, dropout=0.0, max_len=16)
+                 n_dec_layers=m.n_dec_layers, dropout=0.1, max_len=16, causal=True)
     eps = cfg.train.label_smoothing or 0.1
     rng = np.random.default_rng(0)
     src = rng.integers(1, 7, size=(2, 6))
@@ -172,22 +191,27 @@ def run_cli(config_name):
     tgt = rng.integers(1, 9, size=(2, 5))
     tgt[0, 3:] = 0  # padding in the target; T = 4 != S = 6
     worst, failed = 0.0, 0
-    for norm in ("pre", "post"):
-        for tie in (True, False):
-            model = Transformer(SimpleNamespace(norm=norm, tie_output=tie, **small), 7, 9, 0, np.random.default_rng(1), np.float64)
-            rows = check_model(model, CrossEntropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
-            title = f"\n{norm}-norm, {'tied' if tie else 'untied'} output, label smoothing {eps}: {len(rows)} tensors, {model.n_params()} parameters"
-            print(format_table(rows, title))
-            worst = max([worst] + [r.rel_error for r in rows])
-            failed += sum(not r.ok for r in rows)
-    model = Transformer(SimpleNamespace(norm="pre", tie_output=True, **small), 7, 9, 0, np.random.default_rng(1), np.float64)
+    for fused in (False, True):
+        impl = "fused layers (minitx.nn.fused)" if fused else "plain layers (minitx.nn)"
+        for norm in ("pre", "post"):
+            for tie in (True, False):
+                model_cfg = SimpleNamespace(norm=norm, tie_output=tie, fused=fused, **small)
+                model = Transformer(model_cfg, 7, 9, 0, np.random.default_rng(1), np.float64)
+                rows = check_model(model, layer_set(fused).cross_entropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
+                title = (f"\n{impl}: {norm}-norm, {'tied' if tie else 'untied'} output, dropout {small['dropout']}, "
+                         f"label smoothing {eps}: {len(rows)} tensors, {model.n_params()} parameters")
+                print(format_table(rows, title))
+                worst = max([worst] + [r.rel_error for r in rows])
+                failed += sum(not r.ok for r in rows)
+    model_cfg = SimpleNamespace(norm="pre", tie_output=True, fused=False, **small)
+    model = Transformer(model_cfg, 7, 9, 0, np.random.default_rng(1), np.float64)
     adapters = LoRA(model, LORA_TARGETS, rank=2, alpha=3.0, rng=np.random.default_rng(2))
     for name, B in adapters.params.items():
         if name.endswith(".B"):
             B[...] = rng.standard_normal(B.shape)  # nonzero, so that dA is not trivially 0
-    rows = check_lora(model, adapters, CrossEntropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
-    title = (f"\nLoRA adapters (rank 2, alpha 3, on {', '.join(LORA_TARGETS)}), pre-norm, tied output: "
-             f"{len(rows)} tensors, {adapters.n_params()} parameters")
+    rows = check_lora(model, adapters, layer_set(False).cross_entropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
+    title = (f"\nLoRA adapters (rank 2, alpha 3, on {', '.join(LORA_TARGETS)}), plain layers, pre-norm, tied output, "
+             f"dropout {small['dropout']}: {len(rows)} tensors, {adapters.n_params()} parameters")
     print(format_table(rows, title))
     worst = max([worst] + [r.rel_error for r in rows])
     failed += sum(not r.ok for r in rows)

@@ -26,8 +26,8 @@ same numbers either way (dW = x^T @ dy, so s * dW @ B^T = s * x^T @ dy @ B^T), s
 here about ranks and accuracy carries over; what we save here is the optimizer state (Adam's m
 and v exist only for A and B) and the checkpoint, which holds only A and B.
 
-Names: the adapter of "decoder.layers.0.self_attn.W_q" has parameters
-"lora.decoder.layers.0.self_attn.W_q.A" and "...W_q.B".
+Names: the adapter of "decoder.layers.0.self_attn.query.W" (that attention's W_Q) has parameters
+"lora.decoder.layers.0.self_attn.query.W.A" and "...query.W.B".
 """
 
 import hashlib
@@ -35,16 +35,17 @@ import hashlib
 import numpy as np
 
 from minitx.errors import UserError
-from minitx.module import Module
+from minitx.nn import Module
 
-# lora.targets entry -> the last part of the weight names it selects. "ff" is the feed-forward
-# block's two weights, lin1.W (D, F) and lin2.W (F, D); the attention ones are (D, D) and exist
-# in every attention: encoder self-attention, decoder self-attention and cross-attention.
+# lora.targets entry -> the last part of the weight names it selects: the W of one of the four
+# Linear projections of every attention (encoder self-attention, decoder self-attention and
+# cross-attention), each (D, D), or for "ff" the feed-forward block's two weights, lin1.W (D, F)
+# and lin2.W (F, D).
 TARGET_SUFFIXES = {
-    "W_q": (".W_q",),
-    "W_k": (".W_k",),
-    "W_v": (".W_v",),
-    "W_o": (".W_o",),
+    "W_q": (".query.W",),
+    "W_k": (".key.W",),
+    "W_v": (".value.W",),
+    "W_o": (".output.W",),
     "ff": (".ff.lin1.W", ".ff.lin2.W"),
 }
 

@@ -53,9 +53,9 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from minitx.bench import StepBench, gemm_peak_gflops, peak_rss_mb  # noqa: E402
+from minitx.tools.bench import StepBench, gemm_peak_gflops, peak_rss_mb  # noqa: E402
 from minitx.data import PAD  # noqa: E402
-from minitx.embedding import sinusoidal_table  # noqa: E402
+from minitx.nn.embedding import sinusoidal_table  # noqa: E402
 
 if ARGS.threads:
     torch.set_num_threads(ARGS.threads)

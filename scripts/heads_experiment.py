@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from minitx import plots  # noqa: E402
+from minitx.tools import plots  # noqa: E402
 from minitx.data import EOS, PAD, detokenize  # noqa: E402
-from minitx.show import look  # noqa: E402
+from minitx.tools.show import look  # noqa: E402
 from minitx.train import evaluate, load_run, train  # noqa: E402
 from lowrank_doc import DOC, read_metrics, write_section  # noqa: E402
 

@@ -39,8 +39,9 @@ import numpy as np  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from minitx import checkpoint, lora, plots  # noqa: E402
-from minitx.lowrank import (analyse, effective_rank, energy, run_matrices, singular_values,  # noqa: E402
+from minitx import checkpoint, lora
+from minitx.tools import plots  # noqa: E402
+from minitx.tools.lowrank import (analyse, effective_rank, energy, run_matrices, singular_values,  # noqa: E402
                             spectra_figure, truncate)
 from minitx.train import evaluate, load_run, train  # noqa: E402
 from lowrank_doc import DOC, read_metrics, write_section  # noqa: E402

@@ -34,10 +34,11 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from minitx import checkpoint, plots  # noqa: E402
+from minitx import checkpoint
+from minitx.tools import plots  # noqa: E402
 from minitx.data import detokenize  # noqa: E402
-from minitx.show import look  # noqa: E402
-from minitx.train import load_run  # noqa: E402
+from minitx.tools.show import look  # noqa: E402
+from minitx.run import load_run  # noqa: E402
 
 IMAGES = REPO_ROOT / "docs" / "images"
 # A permutation of the ten symbols: no symbol repeats, so each output position has exactly one

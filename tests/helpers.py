@@ -9,7 +9,7 @@ from minitx import gradcheck
 def small_model_config(**overrides):
     """A model small enough that finite differences over every parameter take about a second."""
     cfg = dict(d_model=8, n_heads=2, d_ff=16, n_enc_layers=2, n_dec_layers=2, dropout=0.0,
-               norm="pre", tie_output=True, max_len=16)
+               norm="pre", tie_output=True, max_len=16, causal=True, fused=False)
     cfg.update(overrides)
     return SimpleNamespace(**cfg)
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from helpers import padded_batch, small_model_config
-from minitx.attention import MultiHeadAttention, merge_heads, split_heads
+from minitx.nn.attention import MultiHeadAttention, merge_heads, split_heads
 from minitx.model import Transformer, causal_mask, padding_mask
 
 
@@ -51,5 +51,5 @@ def test_parameter_count_does_not_depend_on_sequence_length():
 def test_model_names_parameters_and_gradients_alike():
     model = Transformer(small_model_config(), 7, 9, 0, np.random.default_rng(3), np.float32)
     assert list(model.params) == list(model.grads)
-    assert "decoder.layers.0.cross_attn.W_q" in model.params
+    assert "decoder.layers.0.cross_attn.query.W" in model.params
     assert all(model.params[k].shape == model.grads[k].shape for k in model.params)

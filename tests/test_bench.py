@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from minitx import bench
+from minitx.tools import bench
 from minitx.cli import main
 
 KEYS = {"config", "ms_per_step", "tokens_per_s", "gflop_per_step", "gflops", "gemm_peak_gflops", "mfu", "peak_rss_mb"}
@@ -75,13 +75,15 @@ def test_bench_reports_every_key_with_consistent_numbers(monkeypatch):
     assert result["mfu"] == pytest.approx(result["gflops"] / result["gemm_peak_gflops"], rel=1e-2), result
 
 
-def test_bench_command_prints_one_json_line(monkeypatch, capsys):
+def test_bench_command_prints_one_json_line_per_implementation(monkeypatch, capsys):
     fast_peak(monkeypatch)
     args = ["bench", "tiny", "--steps", "2", "--warmup", "1"]
     for override in SMALL:
         args += ["--set", override]
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1, lines
-    result = json.loads(lines[0])
-    assert KEYS <= set(result), result
+    assert len(lines) == 2, lines
+    plain, fused = (json.loads(line) for line in lines)
+    assert (plain["impl"], fused["impl"]) == ("plain", "fused"), lines
+    for result in (plain, fused):
+        assert KEYS <= set(result), result

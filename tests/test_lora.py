@@ -9,11 +9,12 @@ from minitx import checkpoint, gradcheck, lora
 from minitx.cli import main
 from minitx.config import load_config, resolve_config_path
 from minitx.errors import UserError
-from minitx.layers import Linear
-from minitx.loss import CrossEntropy
-from minitx.lowrank import effective_rank, run_matrices, singular_values
+from minitx.nn.layers import Linear
+from minitx.nn.loss import CrossEntropy
+from minitx.tools.lowrank import effective_rank, run_matrices, singular_values
 from minitx.model import Transformer
-from minitx.train import load_params, load_run, train
+from minitx.run import load_params, load_run
+from minitx.train import train
 
 ALL_TARGETS = ["W_q", "W_k", "W_v", "W_o", "ff"]
 
@@ -41,8 +42,8 @@ def batch():
 def test_adapters_cover_the_targets_with_dotted_names():
     _, model, adapters = adapted_model(targets=["W_q", "ff"])
     names = sorted(adapters.params)
-    assert "lora.decoder.layers.0.self_attn.W_q.A" in names, names
-    assert "lora.decoder.layers.0.cross_attn.W_q.B" in names, names
+    assert "lora.decoder.layers.0.self_attn.query.W.A" in names, names
+    assert "lora.decoder.layers.0.cross_attn.query.W.B" in names, names
     assert "lora.encoder.layers.0.ff.lin2.W.A" in names, names
     # W_q in 3 attentions (encoder self, decoder self, cross) + 2 ff weights in 2 layers = 7.
     assert len(names) == 2 * 7, names
@@ -175,7 +176,7 @@ def test_the_base_weights_stay_frozen_and_eval_merges(runs, capsys):
 def test_an_adapter_update_has_rank_at_most_r(runs):
     _, base, adapted = runs
     updates = run_matrices(adapted, base)
-    name = "decoder.layers.0.cross_attn.W_q"
+    name = "decoder.layers.0.cross_attn.query.W"
     s = singular_values(updates[name])
     # Rank 2 exactly, up to the float32 rounding of W0 + s * A @ B: 1e-9 of the energy at most.
     assert effective_rank(s, 1 - 1e-9) <= 2, f"{name}: singular values {s[:4]}"

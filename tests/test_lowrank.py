@@ -4,7 +4,7 @@ Eckart-Young's error formula and optimality, and the command on a real run."""
 import numpy as np
 
 from minitx.cli import main
-from minitx.lowrank import eckart_young, effective_rank, energy, singular_values, truncate
+from minitx.tools.lowrank import eckart_young, effective_rank, energy, singular_values, truncate
 from minitx.train import train
 
 
@@ -69,7 +69,7 @@ def test_the_command_on_a_run_and_on_a_zero_update(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lowrank", str(run), "--k", "2"]) == 0
     out = capsys.readouterr().out
-    assert "decoder.layers.0.cross_attn.W_q" in out and "Eckart-Young held for all" in out, out
+    assert "decoder.layers.0.cross_attn.query.W" in out and "Eckart-Young held for all" in out, out
     assert main(["lowrank", str(run), "--base", str(run)]) == 0
     out = capsys.readouterr().out
     assert "all zero (unchanged)" in out, out

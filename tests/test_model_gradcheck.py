@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from helpers import assert_gradients_match, padded_batch, small_model_config
-from minitx import attention
-from minitx.gradcheck import check_layer, check_model, compare, rel_error
-from minitx.loss import CrossEntropy
-from minitx.model import DecoderLayer, Transformer, causal_mask, padding_mask
+from minitx.nn import attention
+from minitx.gradcheck import check_layer, check_model, compare, numerical_gradient, rel_error
+from minitx.nn import PLAIN, Dropout
+from minitx.nn.loss import CrossEntropy
+from minitx.model import DecoderLayer, Transformer, causal_mask, layer_set, padding_mask
 
 
 def make_batch(rng):
@@ -18,20 +19,41 @@ def make_batch(rng):
     return src, tgt[:, :-1], tgt[:, 1:]
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("tie_output", [True, False])
-def test_every_parameter_of_the_model(norm, tie_output):
+def test_every_parameter_of_the_model_with_dropout_on(norm, tie_output, fused):
     rng = np.random.default_rng(0)
-    cfg = small_model_config(norm=norm, tie_output=tie_output, dropout=0.1)
+    cfg = small_model_config(norm=norm, tie_output=tie_output, dropout=0.1, fused=fused)
     model = Transformer(cfg, src_vocab_size=7, tgt_vocab_size=9, pad_id=0, rng=rng, dtype=np.float64)
-    rows = check_model(model, CrossEntropy(pad_id=0, label_smoothing=0.1), *make_batch(rng))
+    src, tgt_in, tgt_out = make_batch(rng)
+    # Dropout really acts in this check: training-mode logits differ from evaluation-mode ones.
+    dropped = model.train(True).forward(src, tgt_in)
+    kept = model.train(False).forward(src, tgt_in)
+    assert np.abs(dropped - kept).max() > 1e-3, "dropout changed nothing; the check would not cover it"
+    rows = check_model(model, layer_set(fused).cross_entropy(pad_id=0, label_smoothing=0.1), src, tgt_in, tgt_out)
     assert {r.name for r in rows} == set(model.params)
     assert_gradients_match(rows)
 
 
+def test_checker_catches_a_dropout_backward_that_ignores_the_mask(monkeypatch):
+    monkeypatch.setattr(Dropout, "backward", lambda self, dout: dout)  # wrong: dx = dout * mask
+    rng = np.random.default_rng(5)
+    model = Transformer(small_model_config(dropout=0.3), 7, 9, 0, rng, np.float64)
+    rows = check_model(model, CrossEntropy(0), *make_batch(rng))
+    worst = max(rows, key=lambda r: r.rel_error)
+    assert worst.rel_error > 1e-2, f"a dropout backward without its mask passed: worst {worst}"
+
+
+def test_numerical_gradient_refuses_an_array_it_cannot_perturb_in_place():
+    x = np.zeros((3, 4)).T  # a transposed view: x.reshape(-1) would be a copy
+    with pytest.raises(ValueError, match="C-contiguous"):
+        numerical_gradient(lambda: float(x.sum()), x)
+
+
 def test_memory_gradient_is_summed_over_every_decoder_layer():
     rng = np.random.default_rng(1)
-    layers = [DecoderLayer(8, 2, 16, 0.0, True, rng, np.float64) for _ in range(3)]
+    layers = [DecoderLayer(8, 2, 16, 0.0, True, rng, PLAIN, np.float64) for _ in range(3)]
     y0 = rng.standard_normal((2, 4, 8))
     memory = rng.standard_normal((2, 6, 8))
     tgt_mask, src_mask = causal_mask(4), padding_mask(padded_batch(rng, 2, 6, 9, [6, 2]), 0)
@@ -63,31 +85,22 @@ def test_tied_output_adds_both_uses_of_the_embedding():
     model.zero_grad()
     ce.forward(model.forward(src, tgt_in), tgt_out)
     model.decoder.out.backward(ce.backward())  # the output projection's share alone
-    out_share = model.grads["decoder.embed.embed.W"].copy()
+    out_share = model.grads["decoder.embedding.W"].copy()
     model.zero_grad()
     ce.forward(model.forward(src, tgt_in), tgt_out)
     model.backward(ce.backward())
-    total = model.grads["decoder.embed.embed.W"]
+    total = model.grads["decoder.embedding.W"]
     assert np.abs(total - out_share).max() > 1e-6, "the input embedding's share is missing"
 
 
-def written_into(out, grads):
-    """What ScaledDotProductAttention.backward does with `out`: the callers read the
-    gradients from the arrays they passed, so a planted backward must write there too."""
-    if out is None:
-        return grads
-    for buffer, grad in zip(out, grads):
-        buffer[...] = grad
-    return out
-
-
-def broken_softmax_backward(self, dout, out=None):
+def broken_softmax_backward(self, dout):
     """The attention backward with the softmax's "- sum(dP * P)" term dropped."""
-    q, k, v, P, scale = self.cache
+    q, k, v, mask, P = self.cache
+    scale = 1 / np.sqrt(q.shape[-1])
     dP = dout @ v.transpose(0, 1, 3, 2)
     dv = P.transpose(0, 1, 3, 2) @ dout
-    dscores = P * dP * scale  # wrong: should be P * (dP - sum(dP * P, axis=-1)) * scale
-    return written_into(out, (dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv))
+    dscores = P * dP  # wrong: should be P * (dP - sum(dP * P, axis=-1))
+    return dscores @ k * scale, dscores.transpose(0, 1, 3, 2) @ q * scale, dv
 
 
 def test_checker_catches_a_planted_wrong_backward(monkeypatch):
@@ -96,18 +109,19 @@ def test_checker_catches_a_planted_wrong_backward(monkeypatch):
     model = Transformer(small_model_config(), 7, 9, 0, rng, np.float64)
     rows = check_model(model, CrossEntropy(0), *make_batch(rng))
     failed = {r.name for r in rows if not r.ok}
-    assert "encoder.layers.0.self_attn.W_q" in failed and "decoder.layers.0.cross_attn.W_k" in failed, failed
+    assert "encoder.layers.0.self_attn.query.W" in failed and "decoder.layers.0.cross_attn.key.W" in failed, failed
     worst = max(r.rel_error for r in rows)
     assert worst > 1e-2, f"worst relative error {worst:.2e} should be large for a wrong backward"
 
 
-def mean_instead_of_weighted_sum_backward(self, dout, out=None):
+def mean_instead_of_weighted_sum_backward(self, dout):
     """A plausible slip: subtracting the plain row mean of dP instead of sum(dP * P)."""
-    q, k, v, P, scale = self.cache
+    q, k, v, mask, P = self.cache
+    scale = 1 / np.sqrt(q.shape[-1])
     dP = dout @ v.transpose(0, 1, 3, 2)
     dv = P.transpose(0, 1, 3, 2) @ dout
-    dscores = P * (dP - dP.mean(axis=-1, keepdims=True)) * scale  # wrong
-    return written_into(out, (dscores @ k, dscores.transpose(0, 1, 3, 2) @ q, dv))
+    dscores = P * (dP - dP.mean(axis=-1, keepdims=True))  # wrong
+    return dscores @ k * scale, dscores.transpose(0, 1, 3, 2) @ q * scale, dv
 
 
 def test_a_plain_sum_loss_would_hide_a_bug_that_random_weights_expose(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 
 from minitx.cli import main
 from minitx.config import resolve_config_path
-from minitx.show import SHADES, heatmap, shade
+from minitx.tools.show import SHADES, heatmap, shade
 from minitx.train import train
 
 

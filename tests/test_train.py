@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from minitx import checkpoint
+from minitx import run as run_module
 from minitx import train as train_module
 from minitx.cli import main
 from minitx.errors import Interrupted, UserError
@@ -68,10 +69,10 @@ def test_resume_is_exact(tmp_path):
 
 def test_checkpoint_round_trip(tmp_path):
     run_dir = run(tmp_path, "r", steps=10)
-    cfg = train_module.load_config(run_dir / "config.yaml")
-    original = train_module.Run(cfg, run_dir)
+    cfg = run_module.load_config(run_dir / "config.yaml")
+    original = run_module.Run(cfg, run_dir)
     original.restore(checkpoint.load(run_dir / checkpoint.CHECKPOINT), "x")
-    copy = train_module.Run(cfg, tmp_path / "elsewhere")
+    copy = run_module.Run(cfg, tmp_path / "elsewhere")
     copy.restore(original.state(), "x")
     a, b = original.state(), copy.state()
     assert a.keys() == b.keys()
@@ -193,7 +194,7 @@ def test_a_tsv_run_translates_without_its_data_files(tmp_path, monkeypatch, caps
 def test_greedy_exact_match_read_off_teacher_forcing_equals_real_decoding(tmp_path):
     # A half-trained model, so that some sequences are right and some wrong.
     run_dir = run(tmp_path, "r", steps=120, every=120, extra=["data.n_valid=300", "train.lr=3e-3"])
-    cfg, model, task = train_module.load_run(run_dir)
+    cfg, model, task = run_module.load_run(run_dir)
     from minitx.decode import greedy
 
     shortcut = train_module.evaluate(model, task, "valid", cfg)

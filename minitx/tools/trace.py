@@ -23,12 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minitx.attention import MultiHeadAttention
 from minitx.config import load_config, resolve_config_path
 from minitx.data import BOS, EOS, PAD, SPECIALS, load_task
-from minitx.layers import Dropout
-from minitx.loss import CrossEntropy
-from minitx.module import Module
+from minitx.nn import CrossEntropy, Dropout, Module, MultiHeadAttention
 
 INDENT = "  "
 
@@ -45,24 +42,12 @@ class Call:
     notes: list = field(default_factory=list)
 
 
-def named_modules(module, name="model"):
-    """(name, module) for this module and every module inside it, each once.
-
-    Sub-layers registered with _child keep their registered names ("layers.0"); other Module
-    attributes (the attention's `sdpa`, the feed-forward's `relu`, the tied output layer) are
-    named by their attribute. Dropout is left out: it never changes a shape."""
-    seen = set()
-
-    def walk(m, n):
-        if id(m) in seen or isinstance(m, Dropout):
-            return
-        seen.add(id(m))
-        yield n, m
-        inner = list(m.children.items()) + [(k, v) for k, v in vars(m).items() if isinstance(v, Module)]
-        for child_name, child in inner:
-            yield from walk(child, child_name)
-
-    yield from walk(module, name)
+def traced_modules(model):
+    """(dotted name, module) for the model and every module inside it, from the model's own
+    walk (Module.named_modules). Dropout is left out: it never changes a shape."""
+    for name, module in model.named_modules():
+        if not isinstance(module, Dropout):
+            yield name or "model", module
 
 
 def describe(value):
@@ -79,9 +64,9 @@ class Tracer:
 
     def __init__(self, model):
         self.calls = []
-        self.depth = 0
+        self.enclosing = [""]  # dotted names of the calls under way, innermost last
         self.attention = {}  # id(attention module) -> its attention shape in the traced forward
-        for name, module in named_modules(model):
+        for name, module in traced_modules(model):
             for method in ("forward", "backward"):
                 if hasattr(module, method):
                     setattr(module, method, self._traced(module, name, method))
@@ -96,13 +81,17 @@ class Tracer:
         def traced(*args, **kwargs):
             named = list(zip(arg_names, args)) + list(kwargs.items())
             inputs = ", ".join(f"{n} {describe(v)}" for n, v in named if isinstance(v, np.ndarray))
-            call = Call(self.depth, name, module, inputs)
+            # Named relative to the call it is made from: "layers.0" inside "encoder",
+            # "res_self.norm" inside "layers.0".
+            outer = self.enclosing[-1]
+            short = name[len(outer) + 1:] if outer and name.startswith(outer + ".") else name
+            call = Call(len(self.enclosing) - 1, short, module, inputs)
             self.calls.append(call)
-            self.depth += 1
+            self.enclosing.append(name)
             try:
                 result = original(*args, **kwargs)
             finally:
-                self.depth -= 1
+                self.enclosing.pop()
             call.output = describe(result)
             if not is_backward and isinstance(module, MultiHeadAttention):
                 call.notes.append(f"attention weights .attn {module.attn.shape}")
@@ -116,7 +105,7 @@ class Tracer:
 
     def detach(self):
         """Remove the instance attributes again, so the class methods are used as before."""
-        for _, module in named_modules(self.model):
+        for _, module in traced_modules(self.model):
             for method in ("forward", "backward"):
                 module.__dict__.pop(method, None)
 
@@ -164,7 +153,7 @@ def other_length(n, step, longest):
 def trace(config, overrides=(), batch_size=2, depth=None):
     """Trace one training step of the config's model; returns the lines to print.
     depth: show module calls nested at most this deep (default all)."""
-    from minitx.train import build_model
+    from minitx.run import build_model
 
     cfg = load_config(resolve_config_path(config), overrides)
     task = load_task(cfg)

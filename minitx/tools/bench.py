@@ -1,4 +1,6 @@
-"""How fast is a training step? `python -m minitx bench [CONFIG]` prints one JSON line.
+"""How fast is a training step? `python -m minitx bench [CONFIG]` prints one JSON line for each
+implementation: "impl": "plain" (the layers of minitx.nn, what a learner reads and what trains
+by default) and "impl": "fused" (minitx.nn.fused, the same numbers computed faster).
 
 We time whole training steps, `minitx.train.train_step` itself (forward, loss, backward,
 gradient clipping, Adam), after a few warm-up steps, on batches drawn from the
@@ -44,9 +46,10 @@ import numpy as np
 
 from minitx.config import load_config, resolve_config_path
 from minitx.data import PAD, load_task
-from minitx.loss import CrossEntropy
+from minitx.model import layer_set
 from minitx.optim import make_schedule
-from minitx.train import build_model, build_optimizer, train_step
+from minitx.run import build_model, build_optimizer
+from minitx.train import train_step
 
 N_BATCHES = 8  # distinct batches we cycle through: real data, drawn before the clock starts
 
@@ -94,9 +97,12 @@ def peak_rss_mb():
 class StepBench:
     """A model, its optimizer and a few batches of a config, ready to time training steps."""
 
-    def __init__(self, config, overrides=()):
+    def __init__(self, config, overrides=(), fused=None):
+        """fused: time the plain (False) or fused (True) layers; None keeps the config's."""
         self.name = str(config)
         self.cfg = cfg = load_config(resolve_config_path(str(config)), overrides)
+        if fused is not None:
+            cfg.model.fused = fused
         task = load_task(cfg)
         self.model = build_model(cfg, task)
         self.optimizer = build_optimizer(cfg, self.model.params)
@@ -105,7 +111,7 @@ class StepBench:
         self.vocab_size = len(task.tgt_vocab)
         t = cfg.train
         self.schedule = make_schedule(t.schedule, t.lr, t.warmup, t.steps, d_model=cfg.model.d_model)
-        self.ce = CrossEntropy(PAD, t.label_smoothing)
+        self.ce = layer_set(cfg.model.fused).cross_entropy(PAD, t.label_smoothing)
         self.steps_done = 0
         self.model.train(True)
 
@@ -138,6 +144,7 @@ class StepBench:
         B, S = self.batches[0].src.shape
         return {
             "config": self.name,
+            "impl": "fused" if self.cfg.model.fused else "plain",
             "ms_per_step": significant(seconds * 1e3),
             "tokens_per_s": significant(self.tokens_per_step() / seconds),
             "gflop_per_step": significant(gflop, 6),
@@ -157,14 +164,30 @@ class StepBench:
         }
 
 
-def bench(config="tiny", steps=20, warmup=3, overrides=(), peak_size=2048):
+def bench(config="tiny", steps=20, warmup=3, overrides=(), peak_size=2048, fused=False):
     """Time `steps` training steps of a config after `warmup` untimed ones; returns the summary
-    dict (the JSON line `minitx bench` prints)."""
-    b = StepBench(config, overrides)
+    dict (one JSON line of `minitx bench`). fused picks the implementation."""
+    b = StepBench(config, overrides, fused)
     b.run(warmup)
     times = b.run(steps)
     return b.report(times, gemm_peak_gflops(peak_size))
 
 
+def bench_both(config="tiny", steps=20, warmup=3, overrides=(), peak_size=2048):
+    """The plain and the fused implementation of one config, timed in the same run, their
+    steps interleaved in rounds so that both see the same machine: a busy moment on a shared
+    machine then slows both, not one. Returns the two summaries, plain first."""
+    benches = [StepBench(config, overrides, fused) for fused in (False, True)]
+    for b in benches:
+        b.run(warmup)
+    times = [[], []]
+    for _ in range(steps):
+        for b, t in zip(benches, times):
+            t += b.run(1)
+    peak = gemm_peak_gflops(peak_size)
+    return [b.report(t, peak) for b, t in zip(benches, times)]
+
+
 def run_cli(args):
-    print(json.dumps(bench(args.config, args.steps, args.warmup, args.set)))
+    for report in bench_both(args.config, args.steps, args.warmup, args.set):
+        print(json.dumps(report))

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitx import plots
+from minitx.tools import plots
 from minitx.errors import UserError
 
 N_SHOWN = 5  # singular values printed per matrix; the PNG shows them all
@@ -108,7 +108,7 @@ def analyse(name, W, k):
 def run_matrices(run_dir, base=None):
     """name -> 2-D weight of a run (adapter runs come merged: W0 + s * A @ B), or with `base`,
     name -> W_run - W_base for every 2-D weight, in float64."""
-    from minitx.train import load_run
+    from minitx.run import load_run
 
     _, model, _ = load_run(run_dir)
     weights = {k: v.astype(np.float64) for k, v in model.params.items() if v.ndim == 2}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitx import plots
+from minitx.tools import plots
 from minitx.data import BOS, EOS, detokenize, encode_input
 from minitx.decode import greedy
 from minitx.errors import UserError
@@ -150,7 +150,7 @@ def _pick(n, index, what):
 
 def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=None, png=True, width=None):
     """Print every selected layer's and head's attention, and save PNG grids when we can."""
-    from minitx.train import load_run
+    from minitx.run import load_run
 
     cfg, model, task = load_run(run_dir, need_data=False)
     src_tokens, out_tokens, maps = look(model, task, cfg, text)

@@ -1,0 +1,288 @@
+"""A training run's plumbing: its directory, building its model and optimizer, saving and
+restoring it, and loading a finished run for inference. minitx.train holds the loop itself.
+
+A run directory holds config.yaml (the resolved config), metrics.jsonl (one JSON object per
+evaluation) and checkpoint.npz (everything needed to continue exactly where we stopped).
+
+Fine-tuning (the config's lora section) starts from another run's checkpoint, lora.base_run.
+With lora.enabled false every weight trains (full fine-tuning); with it true only low-rank
+adapters do (minitx.lora), and the checkpoint holds only the adapters plus the base run's path
+and fingerprint.
+"""
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from minitx import checkpoint, lora
+from minitx.config import LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
+from minitx.data import PAD, Task, Vocab, load_task
+from minitx.errors import UserError
+from minitx.model import Transformer, layer_set
+from minitx.optim import Adam, AdamW
+
+METRICS = "metrics.jsonl"
+
+
+def build_model(cfg, task, dtype=np.float32):
+    rng = np.random.default_rng([cfg.train.seed, 0])
+    return Transformer(cfg.model, len(task.src_vocab), len(task.tgt_vocab), PAD, rng, dtype)
+
+
+def build_optimizer(cfg, params, names=None):
+    t = cfg.train
+    cls = AdamW if t.optimizer == "adamw" else Adam
+    return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names)
+
+
+def choose_run_dir(config_path, out, resume):
+    """Never overwrite a run: without --resume an occupied directory gets a numbered sibling."""
+    run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: exists and is not a directory (choose another --out)")
+    if resume:
+        if not (run_dir / checkpoint.CHECKPOINT).exists():
+            raise UserError(f"{run_dir}: nothing to resume (no {checkpoint.CHECKPOINT}); drop --resume to start a new run")
+        return run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        i = 2
+        while Path(f"{run_dir}-{i}").exists():
+            i += 1
+        print(f"{run_dir} already holds a run; writing this one to {run_dir}-{i} (use --resume to continue {run_dir})")
+        run_dir = Path(f"{run_dir}-{i}")
+    return run_dir
+
+
+class Run:
+    """Everything a training run owns, and how it is saved and restored."""
+
+    def __init__(self, cfg, run_dir, cfg_path="the config"):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.ckpt_path = self.run_dir / checkpoint.CHECKPOINT
+        self.task = load_task(cfg)
+        self.model = build_model(cfg, self.task)
+        self.loss = layer_set(cfg.model.fused).cross_entropy(PAD, cfg.train.label_smoothing)
+        self.base_fingerprint = None
+        if cfg.lora.base_run:
+            self.base_fingerprint = load_base(cfg, self.model, self.task, cfg_path)
+        # `trained` is the module whose parameters the optimizer updates and the checkpoint
+        # saves: the whole model, or only the adapters while the base weights stay frozen.
+        self.adapters, self.trained = None, self.model
+        params, names = self.model.params, None
+        if cfg.lora.enabled:
+            rng = np.random.default_rng([cfg.train.seed, 4])
+            self.adapters = lora.LoRA(self.model, cfg.lora.targets, cfg.lora.rank, cfg.lora.alpha, rng)
+            self.trained = self.adapters
+            params = {**self.model.params, **self.adapters.params}
+            names = list(self.adapters.params)  # Adam updates (and keeps m, v for) these only
+        self.optimizer = build_optimizer(cfg, params, names)
+        self.data_rng = np.random.default_rng([cfg.train.seed, 3])
+        self.step = 0
+        self.saved_step = None  # the step of the checkpoint on disk, if any
+        self.elapsed = 0.0  # training seconds at the last save, over every session of this run
+        self.loss_sum, self.loss_count = 0.0, 0
+
+    def state(self):
+        arrays = {f"param/{k}": v for k, v in self.trained.params.items()}
+        arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_dict().items()})
+        arrays.update({
+            "step": np.array(self.step),
+            "elapsed_s": np.array(self.elapsed),
+            "rng/model": checkpoint.rng_state(self.model.rng),
+            "rng/data": checkpoint.rng_state(self.data_rng),
+            "vocab/src": np.array(self.task.src_vocab.itos),
+            "vocab/tgt": np.array(self.task.tgt_vocab.itos),
+            "config": np.array(json.dumps(config_to_dict(self.cfg))),
+            "loss_sum": np.array(self.loss_sum),
+            "loss_count": np.array(self.loss_count),
+        })
+        if self.base_fingerprint:
+            arrays["base/run"] = np.array(self.cfg.lora.base_run)
+            arrays["base/fingerprint"] = np.array(self.base_fingerprint)
+        return arrays
+
+    def save(self, elapsed):
+        """elapsed: training seconds so far, this session's and the earlier ones'."""
+        self.elapsed = elapsed
+        checkpoint.save(self.ckpt_path, self.state())
+        self.saved_step = self.step
+
+    def restore(self, arrays, path):
+        if self.adapters is not None:
+            lora.check_base(arrays, self.cfg.lora.base_run, self.base_fingerprint, path)
+        load_params(self.trained, arrays, path)
+        if self.adapters is not None:
+            self.adapters.forward()  # the restored A, B into the model's weights
+        self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        self.step = self.saved_step = int(arrays["step"])
+        # Checkpoints written before elapsed_s was saved continue from 0.
+        self.elapsed = float(arrays["elapsed_s"]) if "elapsed_s" in arrays else 0.0
+        checkpoint.set_rng_state(self.model.rng, arrays["rng/model"])
+        checkpoint.set_rng_state(self.data_rng, arrays["rng/data"])
+        self.loss_sum, self.loss_count = float(arrays["loss_sum"]), int(arrays["loss_count"])
+
+    def log_metrics(self, metrics):
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+
+    def drop_metrics_after_checkpoint(self):
+        """On resume: forget evaluations logged after the checkpoint we continue from. A crash
+        between an evaluation and the next checkpoint leaves such rows, and the resumed run will
+        log those steps again; keeping both would show two rows for one step."""
+        path = self.run_dir / METRICS
+        if not path.exists():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if not line.strip() or _step_of(line, path) <= self.step]
+        if len(kept) != len(lines):
+            path.write_text("".join(kept))
+            print(f"{path}: dropped {len(lines) - len(kept)} evaluation(s) logged after the checkpoint's step {self.step}")
+
+
+def _step_of(line, path):
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: a line is not a minitx metrics record: {line.strip()[:60]!r}") from None
+
+
+def start_run(config_path, overrides=(), out=None, resume=False):
+    """Everything before the first step of `minitx train`: read the config, choose the run
+    directory, build the run, and restore its checkpoint when resuming."""
+    config_path = resolve_config_path(config_path)
+    cfg = load_config(config_path, overrides)
+    run_dir = choose_run_dir(config_path, out, resume)
+    run = Run(cfg, run_dir, config_path)
+    run.config_path, run.overrides = config_path, list(overrides)
+    if resume:
+        arrays = checkpoint.load(run.ckpt_path)
+        check_compatible(cfg, arrays["config"], run.ckpt_path)
+        run.restore(arrays, run.ckpt_path)
+        run.drop_metrics_after_checkpoint()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    if cfg.lora.base_run:
+        what = (f"LoRA rank {cfg.lora.rank} adapters on {', '.join(cfg.lora.targets)}: {run.adapters.n_params():,} "
+                f"trained parameters, {run.model.n_params():,} frozen" if run.adapters is not None
+                else f"every weight: {run.model.n_params():,} trained parameters")
+        print(f"fine-tuning {cfg.lora.base_run} (fingerprint {run.base_fingerprint}); {what}")
+    return run
+
+
+def resume_command(run):
+    """The command that continues `run`, with the overrides it was started with."""
+    return (f"python -m minitx train {run.config_path} --resume --out {run.run_dir}"
+            + "".join(f" --set {o}" for o in run.overrides))
+
+
+def check_finite(run, loss, grad_norm):
+    """Stop at the first step whose loss or gradient norm is not a finite number."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
+    kept = (f"the last good checkpoint (step {run.saved_step}) is kept in {run.ckpt_path}"
+            if run.saved_step is not None else "no checkpoint had been saved yet")
+    raise UserError(f"step {run.step + 1}: {what} is {value}; stopped, and {kept}. Try a lower train.lr, or check the data")
+
+
+def load_base(cfg, model, task, cfg_path="the config"):
+    """Copy the weights of cfg.lora.base_run into `model`, after checking the base was trained
+    with the same model section and vocabularies. Returns the base checkpoint's fingerprint."""
+    base_dir = Path(cfg.lora.base_run)
+    ckpt_path, base_cfg_path = base_dir / checkpoint.CHECKPOINT, base_dir / "config.yaml"
+    if not (ckpt_path.exists() and base_cfg_path.exists()):
+        raise UserError(f"{cfg_path}: lora.base_run: {base_dir} holds no trained run "
+                        f"(train the base first, e.g. python -m minitx train tiny --out {base_dir})")
+    base_cfg = load_config(base_cfg_path)
+    if base_cfg.lora.enabled:
+        raise UserError(f"{cfg_path}: lora.base_run: {base_dir} is itself an adapter run; fine-tune its base instead")
+    for key, value in config_to_dict(cfg)["model"].items():
+        if key not in IMPLEMENTATION_ONLY and getattr(base_cfg.model, key) != value:
+            raise UserError(f"{cfg_path}: model.{key} is {value!r}, but the base run {base_dir} was trained "
+                            f"with {getattr(base_cfg.model, key)!r}; they must match to fine-tune it")
+    arrays = checkpoint.load(ckpt_path)
+    check_vocab(arrays, task, ckpt_path, cfg_path)
+    load_params(model, arrays, ckpt_path, base_cfg_path)
+    return lora.fingerprint(arrays)
+
+
+def check_vocab(arrays, task, ckpt_path, cfg_path):
+    for side, vocab in (("src", task.src_vocab), ("tgt", task.tgt_vocab)):
+        if list(arrays[f"vocab/{side}"]) != vocab.itos:
+            raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds (did the data change?)")
+
+
+def load_params(model, arrays, path, cfg_path="the config"):
+    """Copy checkpoint parameters into the model in place, checking names and shapes."""
+    names = {k[6:] for k in arrays if k.startswith("param/")}
+    if names != set(model.params):
+        missing = sorted(set(model.params) - names)[:3]
+        extra = sorted(names - set(model.params))[:3]
+        raise UserError(f"{path} does not fit the model {cfg_path} describes (missing {missing}, unexpected {extra})")
+    for k, p in model.params.items():
+        saved = arrays[f"param/{k}"]
+        if saved.shape != p.shape:
+            raise UserError(f"{path} does not fit the model {cfg_path} describes: {k} is {saved.shape} in the checkpoint, {p.shape} in the model")
+        p[...] = saved
+
+
+# What a resumed run may change: how long it trains and how often it reports, and which
+# implementation computes it (plain and fused layers hold the same parameters and compute the
+# same numbers). Everything else (model, data, optimizer, schedule, seed, ...) must match, or
+# the run would silently become a different one. Note that the cosine schedule depends on
+# train.steps, so extending a cosine run changes its learning rates from the resume point on.
+IMPLEMENTATION_ONLY = {"fused"}
+RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.target_exact_match", "model.fused"}
+
+
+def check_compatible(cfg, saved_json, where):
+    """A resumed run may change how long it trains, not what it trains."""
+    saved = json.loads(str(saved_json))
+    saved.setdefault("lora", asdict(LoRAConfig()))  # a run that fine-tunes nothing saves none
+    now = asdict(cfg)
+    for section in ("model", "data", "train", "lora"):
+        for key, value in now[section].items():
+            if f"{section}.{key}" not in RESUMABLE_CHANGES and saved[section].get(key) != value:
+                raise UserError(
+                    f"{where}: the checkpoint was trained with {section}.{key} = {saved[section].get(key)!r}, "
+                    f"the config says {value!r}; they must match to resume"
+                )
+
+
+def load_run(run_dir, need_data=True, fused=None):
+    """A trained run for inference: (cfg, model, task), from config.yaml and checkpoint.npz.
+
+    need_data=False (translating, looking at attention) takes the vocabularies saved in the
+    checkpoint, so a run works from any directory and without its training files; the task
+    then has vocabularies but no held-out splits. fused: build the model plain (False) or fused
+    (True) whatever the run was trained with; None keeps the run's own model.fused."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: not a run directory")
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.exists():
+        raise UserError(f"{run_dir}: no config.yaml (is this a minitx run directory?)")
+    cfg = load_config(cfg_path, check_files=False)  # load_task below names a missing file
+    if fused is not None:
+        cfg.model.fused = fused
+    ckpt_path = run_dir / checkpoint.CHECKPOINT
+    arrays = checkpoint.load(ckpt_path)
+    if need_data or cfg.lora.enabled:
+        task = load_task(cfg)
+        check_vocab(arrays, task, ckpt_path, cfg_path)
+    else:
+        task = Task(Vocab(arrays["vocab/src"].tolist()), Vocab(arrays["vocab/tgt"].tolist()), splits={}, split_hyphens=cfg.data.split_hyphens)
+    if cfg.lora.enabled:
+        # An adapter checkpoint holds only A and B: rebuild the run on its base weights, load
+        # the adapters, and merge W0 + s * A @ B into a plain model.
+        run = Run(cfg, run_dir, cfg_path)
+        run.restore(arrays, ckpt_path)
+        model = run.adapters.merge()
+    else:
+        model = build_model(cfg, task)
+        load_params(model, arrays, ckpt_path, cfg_path)
+    model.train(False)
+    return cfg, model, task
