@@ -1,21 +1,23 @@
-"""Time minitx's training step against the same model in PyTorch eager, in one process.
+"""Time minitx's training step, plain and fused, against the same model in PyTorch eager, in one
+process.
 
     .venv/bin/pip install torch==2.13.0          # optional; minitx itself never imports torch
     .venv/bin/python scripts/bench_torch.py tiny base [--steps 5] [--rounds 8] [--threads N]
 
-For each config we build the same network twice: minitx's, and a PyTorch one with the same
+For each config we build the same network three times: minitx's plain layers (what trains by
+default), minitx's fused layers (model.fused), and a PyTorch one with the same
 architecture and sizes (pre- or post-norm as configured, sinusoidal positions, embeddings scaled
 by sqrt(D), tied output, the same D, H, F, layer counts and vocabulary), then copy minitx's
-initial weights into it. Before timing anything we check that the two compute the same function:
+initial weights into it (plain and fused start from the same weights). Before timing anything we check that the two compute the same function:
 the same logits, loss and parameter gradients on one batch (minitx's hand-written backward
 against autograd). Then both train on the same pre-drawn batches with the same step: forward,
 cross-entropy with padding ignored (and the config's label smoothing), backward, global-norm
 clipping, Adam (or AdamW) with the config's settings and schedule.
 
-Machines are noisy, so we alternate in short blocks: `rounds` times, `steps` minitx steps then
-`steps` PyTorch steps, so that both see the same changes in load; we compare the medians of all
-of them. We print one JSON line per config, with the
-ratio minitx / PyTorch of the median ms per step (below 1 means minitx is faster).
+Machines are noisy, so we alternate in short blocks: `rounds` times, `steps` steps of each of
+the three, so that all see the same changes in load; we compare the medians of all of them. We
+print one JSON line per config, with the ratios plain / PyTorch and fused / PyTorch of the median
+ms per step (below 1 means minitx is faster), and plain / fused.
 
 --threads N sets both libraries' thread count (OPENBLAS_NUM_THREADS before NumPy is imported,
 and torch.set_num_threads); without it each uses its own default.
@@ -160,20 +162,26 @@ def copy_weights(model, mx_params):
         lin.bias.copy_(torch.cat([p[b] for b in bs]))
 
     def attention(att, pre):
+        def W(*names):
+            return [f"{pre}.{n}.W" for n in names]
+
+        def b(*names):
+            return [f"{pre}.{n}.b" for n in names]
+
         if att.self_attention:
-            linear(att.qkv, [f"{pre}.W_q", f"{pre}.W_k", f"{pre}.W_v"], [f"{pre}.b_q", f"{pre}.b_k", f"{pre}.b_v"])
+            linear(att.qkv, W("query", "key", "value"), b("query", "key", "value"))
         else:
-            linear(att.q, [f"{pre}.W_q"], [f"{pre}.b_q"])
-            linear(att.kv, [f"{pre}.W_k", f"{pre}.W_v"], [f"{pre}.b_k", f"{pre}.b_v"])
-        linear(att.o, [f"{pre}.W_o"], [f"{pre}.b_o"])
+            linear(att.q, W("query"), b("query"))
+            linear(att.kv, W("key", "value"), b("key", "value"))
+        linear(att.o, W("output"), b("output"))
 
     def norm(ln, pre):
         ln.weight.copy_(p[f"{pre}.gamma"])
         ln.bias.copy_(p[f"{pre}.beta"])
 
     with torch.no_grad():
-        model.src_embed.weight.copy_(p["encoder.embed.embed.W"])
-        model.tgt_embed.weight.copy_(p["decoder.embed.embed.W"])
+        model.src_embed.weight.copy_(p["encoder.embedding.W"])
+        model.tgt_embed.weight.copy_(p["decoder.embedding.W"])
         for side, layers in (("encoder", model.enc), ("decoder", model.dec)):
             for i, layer in enumerate(layers):
                 pre = f"{side}.layers.{i}"
@@ -182,8 +190,9 @@ def copy_weights(model, mx_params):
                     attention(layer.cross_attn, f"{pre}.cross_attn")
                 linear(layer.ff[0], [f"{pre}.ff.lin1.W"], [f"{pre}.ff.lin1.b"])
                 linear(layer.ff[2], [f"{pre}.ff.lin2.W"], [f"{pre}.ff.lin2.b"])
-                for j, ln in enumerate(layer.norms, start=1):
-                    norm(ln, f"{pre}.norm{j}")
+                residuals = ["res_self", "res_cross", "res_ff"] if layer.cross_attn is not None else ["res_self", "res_ff"]
+                for ln, res in zip(layer.norms, residuals):
+                    norm(ln, f"{pre}.{res}.norm")
         if isinstance(model.enc_norm, nn.LayerNorm):
             norm(model.enc_norm, "encoder.norm")
             norm(model.dec_norm, "decoder.norm")
@@ -197,7 +206,7 @@ class TorchStep:
     def __init__(self, mx):
         cfg, t = mx.cfg, mx.cfg.train
         self.mx, self.cfg = mx, cfg
-        src_vocab = mx.model.params["encoder.embed.embed.W"].shape[0]
+        src_vocab = mx.model.params["encoder.embedding.W"].shape[0]
         self.model = Transformer(cfg.model, src_vocab, mx.vocab_size)
         copy_weights(self.model, mx.model.params)
         n_mx, n_torch = mx.model.n_params(), sum(q.numel() for q in self.model.parameters())
@@ -257,11 +266,11 @@ def same_function(mx, tx):
     tx.model.zero_grad()
     # Compare three gradients, one from each kind of layer (embedding, feed-forward,
     # cross-attention), element by element.
-    embed_mx = mx.model.grads["decoder.embed.embed.W"]
+    embed_mx = mx.model.grads["decoder.embedding.W"]
     embed_t = t_grad["tgt_embed.weight"].numpy()
     W1_mx = mx.model.grads["encoder.layers.0.ff.lin1.W"]
     W1_t = t_grad["enc.0.ff.0.weight"].numpy().T
-    Wq_mx = mx.model.grads["decoder.layers.0.cross_attn.W_q"]
+    Wq_mx = mx.model.grads["decoder.layers.0.cross_attn.query.W"]
     Wq_t = t_grad["dec.0.cross_attn.q.weight"].numpy().T
 
     def rel(a, b):
@@ -291,39 +300,46 @@ def torch_gemm_peak_gflops(n=2048, repeats=5):
 
 def main():
     for config in ARGS.configs:
-        mx = StepBench(config, ARGS.set)
-        tx = TorchStep(mx)
-        check = same_function(mx, tx)
-        # Timing two different computations would mean nothing: stop unless both libraries
-        # compute the same loss and gradients (float32 rounding allows about 1e-5).
-        worst = max(v for k, v in check.items() if k.startswith("grad_rel_diff"))
-        if worst > 1e-4 or abs(check["loss_minitx"] - check["loss_torch"]) > 1e-4:
-            raise SystemExit(f"{config}: minitx and PyTorch disagree ({check}); not timing them")
-        mx.run(ARGS.warmup)
-        tx.run(ARGS.warmup)
-        mx_times, tx_times = [], []
+        plain, fused = StepBench(config, ARGS.set, fused=False), StepBench(config, ARGS.set, fused=True)
+        tx = TorchStep(plain)
+        # Timing different computations would mean nothing: stop unless both minitx models
+        # compute PyTorch's loss and gradients (float32 rounding allows about 1e-5).
+        checks = {"plain": same_function(plain, tx), "fused": same_function(fused, tx)}
+        for impl, check in checks.items():
+            worst = max(v for k, v in check.items() if k.startswith("grad_rel_diff"))
+            if worst > 1e-4 or abs(check["loss_minitx"] - check["loss_torch"]) > 1e-4:
+                raise SystemExit(f"{config}: minitx ({impl}) and PyTorch disagree ({check}); not timing them")
+        runners = {"plain": plain, "fused": fused, "torch": tx}
+        times = {name: [] for name in runners}
+        for r in runners.values():
+            r.run(ARGS.warmup)
         for _ in range(ARGS.rounds):
-            mx_times += mx.run(ARGS.steps)
-            tx_times += tx.run(ARGS.steps)
+            for name, r in runners.items():
+                times[name] += r.run(ARGS.steps)
         peak = gemm_peak_gflops()
-        mx_report = mx.report(mx_times, peak)
-        tx_ms = statistics.median(tx_times) * 1e3
-        gflop = mx_report["gflop_per_step"]
+        reports = {name: runners[name].report(times[name], peak) for name in ("plain", "fused")}
+        ms = {name: reports[name]["ms_per_step"] for name in reports}
+        ms["torch"] = round(statistics.median(times["torch"]) * 1e3, 3)
+        gflop = reports["plain"]["gflop_per_step"]
         print(json.dumps({
             "config": config,
-            "minitx_ms_per_step": mx_report["ms_per_step"],
-            "torch_ms_per_step": round(tx_ms, 3),
-            "ratio_minitx_over_torch": round(mx_report["ms_per_step"] / tx_ms, 3),
-            "minitx_mfu": mx_report["mfu"],
-            "torch_mfu": round(gflop / (tx_ms / 1e3) / peak, 4),
+            "plain_ms_per_step": ms["plain"],
+            "fused_ms_per_step": ms["fused"],
+            "torch_ms_per_step": ms["torch"],
+            "ratio_plain_over_fused": round(ms["plain"] / ms["fused"], 3),
+            "ratio_plain_over_torch": round(ms["plain"] / ms["torch"], 3),
+            "ratio_fused_over_torch": round(ms["fused"] / ms["torch"], 3),
+            "plain_mfu": reports["plain"]["mfu"],
+            "fused_mfu": reports["fused"]["mfu"],
+            "torch_mfu": round(gflop / (ms["torch"] / 1e3) / peak, 4),
             "numpy_gemm_peak_gflops": round(peak, 2),
             "torch_gemm_peak_gflops": round(torch_gemm_peak_gflops(), 2),
             "threads": {"numpy": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "torch": torch.get_num_threads()},
             "torch_attention": "manual" if ARGS.manual_attention else "scaled_dot_product_attention",
-            "steps_each": len(mx_times),
-            "same_function": check,
+            "steps_each": len(times["torch"]),
+            "same_function": checks,
             "process_peak_rss_mb": round(peak_rss_mb(), 1),
-            "minitx": mx_report,
+            "minitx": reports,
         }), flush=True)
 
 
