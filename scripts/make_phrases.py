@@ -338,18 +338,18 @@ def agree(adj, gender, plural, next_word=""):
     return masculine
 
 
-def french_noun_phrase(np):
+def french_noun_phrase(phrase):
     """Rule 3: determiner, the adjectives that go before the noun, the noun, then the others.
     We build it from the noun outwards, because each word's form depends on the word after it."""
-    gender = np.noun.gender
-    words = [np.noun.fr_plural if np.plural else np.noun.fr]
-    for adj in np.adjectives:
+    gender = phrase.noun.gender
+    words = [phrase.noun.fr_plural if phrase.plural else phrase.noun.fr]
+    for adj in phrase.adjectives:
         if not adj.before_noun:
-            words.append(agree(adj, gender, np.plural))
-    for adj in reversed(np.adjectives):
+            words.append(agree(adj, gender, phrase.plural))
+    for adj in reversed(phrase.adjectives):
         if adj.before_noun:
-            words.insert(0, agree(adj, gender, np.plural, next_word=words[0]))
-    words.insert(0, determiner(np.determiner, gender, np.plural, next_word=words[0]))
+            words.insert(0, agree(adj, gender, phrase.plural, next_word=words[0]))
+    words.insert(0, determiner(phrase.determiner, gender, phrase.plural, next_word=words[0]))
     return words
 
 
@@ -383,13 +383,13 @@ def french(sentence):
     return " ".join(elide(words))
 
 
-def english_noun_phrase(np):
-    words = [adj.en for adj in np.adjectives] + [np.noun.en_plural if np.plural else np.noun.en]
-    if np.determiner == "a":
+def english_noun_phrase(phrase):
+    words = [adj.en for adj in phrase.adjectives] + [phrase.noun.en_plural if phrase.plural else phrase.noun.en]
+    if phrase.determiner == "a":
         # Every word in our tables that starts with a vowel letter also starts with a vowel sound.
         article = "an" if words[0][0] in "aeiou" else "a"
-    elif np.determiner == "this":
-        article = "these" if np.plural else "this"
+    elif phrase.determiner == "this":
+        article = "these" if phrase.plural else "this"
     else:
         article = "the"
     return [article] + words
@@ -445,7 +445,7 @@ def draw_sentence(rng):
 def noun_adjective_pairs(sentence):
     """The (noun, adjective) pairs a sentence shows, as English words."""
     phrases = [sentence.subject] + ([sentence.object] if sentence.object else [])
-    return {(np.noun.en, adj.en) for np in phrases for adj in np.adjectives}
+    return {(phrase.noun.en, adj.en) for phrase in phrases for adj in phrase.adjectives}
 
 
 def hold_out_pairs(rng):
@@ -498,13 +498,16 @@ def main() -> None:
     args = parser.parse_args()
 
     splits = make_splits(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     for split, pairs in splits.items():
         path = args.out / f"{split}.tsv"
-        # newline="\n" keeps the bytes identical on every platform.
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            for en, fr in pairs:
-                f.write(f"{en}\t{fr}\n")
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            # newline="\n" keeps the bytes identical on every platform.
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                for en, fr in pairs:
+                    f.write(f"{en}\t{fr}\n")
+        except OSError as e:
+            parser.exit(2, f"make_phrases: cannot write {path} ({e.strerror})\n")
         print(f"wrote {len(pairs)} pairs to {path}")
 
 

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from minitx.data import tokenize
+from minitx.config import load_config, resolve_config_path
+from minitx.data import UNK, encode_input, load_task, tokenize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "make_phrases.py"
@@ -158,3 +159,15 @@ def test_committed_splits_hold_out_noun_adjective_pairs():
     for split in ("valid", "test"):
         unseen = vocab[split] - vocab["train"]
         assert not unseen, (split, sorted(unseen))
+
+
+def test_shipped_config_reads_elided_words_as_tokens_and_names_unknown_words(monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)  # the config's data paths are relative to the repository
+    cfg = load_config(resolve_config_path("phrases"))
+    task = load_task(cfg)
+    for token in ("l'", "n'", "arbre", "aime"):
+        assert token in task.tgt_vocab.stoi, token
+    assert "l'arbre" not in task.tgt_vocab.stoi
+    src = encode_input("the small zebras do not sleep", cfg, task)
+    assert src[0, 2] == UNK, src
+    assert "read as <unk>: zebras" in capsys.readouterr().err
