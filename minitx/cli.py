@@ -42,7 +42,7 @@ def cmd_translate(args):
     src = encode_input(args.text, cfg, task)  # (1, S)
     beam = args.beam or cfg.eval.beam
     out = decoder_for(beam, cfg.eval.length_penalty)(model, src, src.shape[1] + cfg.eval.max_decode_extra)
-    print(detokenize(task.tgt_vocab.decode(out[0].tolist())))
+    print(detokenize(task.tgt_vocab.decode(out[0].tolist()), cfg.data.split_apostrophes))
 
 
 def cmd_gradcheck(args):

@@ -58,6 +58,9 @@ class DataConfig:
     valid: str = ""
     test: str = ""
     split_hyphens: bool = False  # tokenise "twenty-one" as "twenty - one" so words are shared
+    # Off by default, so existing data reads as before; the phrases task turns it on so that
+    # "l'homme" is read as "l'" "homme" and elision is a choice of token, not a separate word.
+    split_apostrophes: bool = False
     truncate: bool = False  # inputs longer than model.max_len are rejected unless this is set
 
 

@@ -15,6 +15,7 @@ Batches are padded with <pad> to their own longest sequence; the model builds it
 the padding.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +62,16 @@ class Vocab:
         return out
 
 
-def tokenize(text, split_hyphens=False):
+def tokenize(text, split_hyphens=False, split_apostrophes=False):
     """Whitespace split; with split_hyphens, "vingt-deux" becomes "vingt", "-", "deux", so the
-    hyphenated French forms share their words with the unhyphenated ones."""
+    hyphenated French forms share their words with the unhyphenated ones. With
+    split_apostrophes, "l'homme" becomes "l'", "homme": the elided article is a token of its
+    own, which the model chooses like any other word, and "homme" is the same token as in
+    "les hommes"."""
     tokens = text.split()
+    if split_apostrophes:
+        # Cut just after every apostrophe; a trailing one ("l'") leaves an empty part to drop.
+        tokens = [part for tok in tokens for part in re.split(r"(?<=')", tok) if part]
     if not split_hyphens:
         return tokens
     out = []
@@ -78,9 +85,13 @@ def tokenize(text, split_hyphens=False):
     return out
 
 
-def detokenize(tokens):
-    """The inverse of tokenize: "vingt - deux" is written back as "vingt-deux"."""
-    return " ".join(tokens).replace(" - ", "-")
+def detokenize(tokens, split_apostrophes=False):
+    """The inverse of tokenize: "vingt - deux" is written back as "vingt-deux", and with
+    split_apostrophes, "l' homme" as "l'homme"."""
+    text = " ".join(tokens).replace(" - ", "-")
+    if split_apostrophes:
+        text = text.replace("' ", "'")
+    return text
 
 
 @dataclass
@@ -181,7 +192,7 @@ class AlgorithmicTask(Task):
         return make_batch(src_ids, tgt_ids)
 
 
-def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False):
+def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False, split_apostrophes=False):
     """Read `source<TAB>target` lines; every problem names the file and line. A side longer
     than max_tokens is an error, or is cut to max_tokens when truncate is set."""
     path = Path(path)
@@ -202,7 +213,7 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False):
         src, tgt = text.split("\t", 1)
         if "\t" in tgt:
             raise UserError(f"{path}: line {lineno}: more than one tab (expected source<TAB>target)")
-        src, tgt = tokenize(src, split_hyphens), tokenize(tgt, split_hyphens)
+        src, tgt = tokenize(src, split_hyphens, split_apostrophes), tokenize(tgt, split_hyphens, split_apostrophes)
         if not src:
             raise UserError(f"{path}: line {lineno}: empty source")
         if not tgt:
@@ -227,7 +238,8 @@ class TsvTask(Task):
 
     def __init__(self, cfg, max_tokens):
         files = {"train": cfg.train, "valid": cfg.valid, "test": cfg.test}
-        splits = {name: read_tsv(path, cfg.split_hyphens, max_tokens, cfg.truncate) for name, path in files.items()}
+        splits = {name: read_tsv(path, cfg.split_hyphens, max_tokens, cfg.truncate, cfg.split_apostrophes)
+                  for name, path in files.items()}
         src_vocab = Vocab.build(s for s, _ in splits["train"])
         tgt_vocab = Vocab.build(t for _, t in splits["train"])
         self.train_ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in splits["train"]]
@@ -249,7 +261,7 @@ def encode_input(text, cfg, task):
     """One user sentence -> (1, S) source ids, warning about words the model never saw."""
     import sys
 
-    tokens = tokenize(text, cfg.data.split_hyphens)
+    tokens = tokenize(text, cfg.data.split_hyphens, cfg.data.split_apostrophes)
     if not tokens:
         raise UserError("the input is empty")
     max_tokens = cfg.model.max_len - 1

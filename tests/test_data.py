@@ -62,6 +62,28 @@ def test_hyphens_split_into_their_own_tokens_and_join_back():
     assert tokenize(text) == ["quatre-vingt-dix-neuf", "mille"]
 
 
+def test_apostrophes_split_after_themselves_and_join_back():
+    text = "l'homme n'aime pas l'école"
+    tokens = tokenize(text, split_apostrophes=True)
+    assert tokens == ["l'", "homme", "n'", "aime", "pas", "l'", "école"], tokens
+    assert detokenize(tokens, split_apostrophes=True) == text
+    # Off by default: the same line reads as four tokens, and nothing is joined on the way out.
+    assert tokenize(text) == ["l'homme", "n'aime", "pas", "l'école"]
+    assert detokenize(["the", "dogs'", "bone"]) == "the dogs' bone"
+
+
+def test_apostrophes_and_hyphens_split_together():
+    tokens = tokenize("l'arc-en-ciel", split_hyphens=True, split_apostrophes=True)
+    assert tokens == ["l'", "arc", "-", "en", "-", "ciel"], tokens
+    assert detokenize(tokens, split_apostrophes=True) == "l'arc-en-ciel"
+
+
+def test_read_tsv_splits_apostrophes_when_asked(tmp_path):
+    path = write(tmp_path, "elided.tsv", "the man\tl'homme\n".encode("utf-8"))
+    assert read_tsv(path, split_apostrophes=True) == [(["the", "man"], ["l'", "homme"])]
+    assert read_tsv(path) == [(["the", "man"], ["l'homme"])]
+
+
 def test_vocab_starts_with_the_specials_and_maps_unknown_words_to_unk():
     vocab = Vocab.build([["b", "a"], ["a", "c"]])
     assert vocab.itos[:4] == ["<pad>", "<s>", "</s>", "<unk>"] and vocab.itos[4:] == ["b", "a", "c"]

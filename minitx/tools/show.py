@@ -161,9 +161,10 @@ def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=
     _pick(maps[kinds[0]].weights.shape[1], head, "head")
     kinds = [k for k in kinds if layer is None or layer < maps[k].weights.shape[0]]
     width = width or shutil.get_terminal_size().columns
-    print(f"input:  {detokenize(src_tokens[:-1])}")
+    joined = cfg.data.split_apostrophes
+    print(f"input:  {detokenize(src_tokens[:-1], joined)}")
     output = out_tokens[:-1] if out_tokens[-1:] == ["</s>"] else out_tokens
-    print(f"output: {detokenize(output)}" + ("" if out_tokens[-1:] == ["</s>"] else "   (no </s> before the length limit)"))
+    print(f"output: {detokenize(output, joined)}" + ("" if out_tokens[-1:] == ["</s>"] else "   (no </s> before the length limit)"))
     print(LEGEND)
     for k in kinds:
         m = maps[k]
@@ -185,7 +186,7 @@ def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=
     for k in kinds:
         m = maps[k]
         L, H = m.weights.shape[:2]
-        title = f"{TITLES[k]}: {detokenize(src_tokens[:-1])} -> {detokenize(output)}"
+        title = f"{TITLES[k]}: {detokenize(src_tokens[:-1], joined)} -> {detokenize(output, joined)}"
         path = png_dir / f"{k}-attention.png"
         plots.attention_figure(m, path, _pick(L, layer, "layer"), _pick(H, head, "head"), title)
         print(f"wrote {path}")
