@@ -165,13 +165,13 @@ def format_table(rows, title=None):
     return "\n".join(lines)
 
 
-def run_cli(config_name):
-    """`minitx gradcheck [CONFIG]`: a small float64 copy of the configured architecture, checked
-    in both implementations (the plain layers of minitx.nn and the fused ones), each in all four
-    variants (pre/post norm x tied/untied output), with dropout 0.1, label smoothing, padding in
-    source and target, and S != T. Prints one table per variant; returns 1 if any row fails.
-    A last table checks LoRA adapters on every weight lora.targets can name, with alpha != r
-    so that a forgotten scale alpha / r would show."""
+def tables(config_name):
+    """Yield (title, rows) for every table `minitx gradcheck CONFIG` prints: a small float64 copy
+    of the configured architecture, checked in both implementations (the plain layers of
+    minitx.nn and the fused ones), each in all four variants (pre/post norm x tied/untied
+    output), with dropout 0.1, label smoothing, padding in source and target, and S != T; then
+    LoRA adapters on every weight lora.targets can name, with alpha != r so that a forgotten
+    scale alpha / r would show."""
     from types import SimpleNamespace
 
     from minitx.config import LORA_TARGETS, load_config, resolve_config_path
@@ -190,7 +190,6 @@ def run_cli(config_name):
     src[1, 4:] = 0  # padding in the source
     tgt = rng.integers(1, 9, size=(2, 5))
     tgt[0, 3:] = 0  # padding in the target; T = 4 != S = 6
-    worst, failed = 0.0, 0
     for fused in (False, True):
         impl = "fused layers (minitx.nn.fused)" if fused else "plain layers (minitx.nn)"
         for norm in ("pre", "post"):
@@ -198,11 +197,8 @@ def run_cli(config_name):
                 model_cfg = SimpleNamespace(norm=norm, tie_output=tie, fused=fused, **small)
                 model = Transformer(model_cfg, 7, 9, 0, np.random.default_rng(1), np.float64)
                 rows = check_model(model, layer_set(fused).cross_entropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
-                title = (f"\n{impl}: {norm}-norm, {'tied' if tie else 'untied'} output, dropout {small['dropout']}, "
-                         f"label smoothing {eps}: {len(rows)} tensors, {model.n_params()} parameters")
-                print(format_table(rows, title))
-                worst = max([worst] + [r.rel_error for r in rows])
-                failed += sum(not r.ok for r in rows)
+                yield (f"{impl}: {norm}-norm, {'tied' if tie else 'untied'} output, dropout {small['dropout']}, "
+                       f"label smoothing {eps}: {len(rows)} tensors, {model.n_params()} parameters"), rows
     model_cfg = SimpleNamespace(norm="pre", tie_output=True, fused=False, **small)
     model = Transformer(model_cfg, 7, 9, 0, np.random.default_rng(1), np.float64)
     adapters = LoRA(model, LORA_TARGETS, rank=2, alpha=3.0, rng=np.random.default_rng(2))
@@ -210,10 +206,16 @@ def run_cli(config_name):
         if name.endswith(".B"):
             B[...] = rng.standard_normal(B.shape)  # nonzero, so that dA is not trivially 0
     rows = check_lora(model, adapters, layer_set(False).cross_entropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
-    title = (f"\nLoRA adapters (rank 2, alpha 3, on {', '.join(LORA_TARGETS)}), plain layers, pre-norm, tied output, "
-             f"dropout {small['dropout']}: {len(rows)} tensors, {adapters.n_params()} parameters")
-    print(format_table(rows, title))
-    worst = max([worst] + [r.rel_error for r in rows])
-    failed += sum(not r.ok for r in rows)
+    yield (f"LoRA adapters (rank 2, alpha 3, on {', '.join(LORA_TARGETS)}), plain layers, pre-norm, tied output, "
+           f"dropout {small['dropout']}: {len(rows)} tensors, {adapters.n_params()} parameters"), rows
+
+
+def run_cli(config_name):
+    """`minitx gradcheck [CONFIG]`: print every table of `tables`; returns 1 if any row fails."""
+    worst, failed = 0.0, 0
+    for title, rows in tables(config_name):
+        print(format_table(rows, "\n" + title))
+        worst = max([worst] + [r.rel_error for r in rows])
+        failed += sum(not r.ok for r in rows)
     print(f"\nworst relative error {worst:.2e} (threshold {THRESHOLD:.0e}); {failed} tensors failed")
     return 1 if failed else 0
