@@ -13,6 +13,8 @@ minutes on a laptop. Then we decode one input per task and save, under fixed nam
     numbers-cross-attention.png         one head aligning French words with English ones
     numbers-cross-attention-heads.png   every head of that head's layer, side by side
     copy-decoder-self-attention.png     every head of one layer: the causal mask's triangle
+    phrases-<what>-cross-attention.png  English to French sentences (configs/phrases.yaml): a
+                                        reordered adjective, agreement, negation and elision
 
 Each single-head picture shows the head that best matches the alignment we expect (copy and
 reverse) or the sharpest head (numbers), and says which one it is in its title. The script
@@ -49,6 +51,14 @@ RUNS = {
     "tiny": ("copy", DIGITS, lambda i, n: i),
     "reverse": ("reverse", DIGITS, lambda i, n: n - 1 - i),
     "numbers": ("numbers", "seven thousand two hundred forty one", None),
+}
+# The phrases task, one sentence per thing French does differently from English (picture name:
+# sentence). Each picture shows the sharpest head of the decoder layer whose heads are sharpest.
+PHRASES = {
+    "adjective": "the cat sees the red car",  # the adjective follows the noun: the alignment crosses
+    "agreement": "the girl has the small red cars",  # article and adjectives agree with the noun
+    "negation": "the dog does not eat",  # one English word, two French ones around the verb
+    "elision": "the child does not like the tree",  # l' and n' depend on the next word's vowel
 }
 
 
@@ -121,6 +131,18 @@ def main():
             path = IMAGES / "copy-decoder-self-attention.png"
             title = "copy: decoder self-attention, layer 0: each row sees only <s> and the tokens before it"
             written.append(plots.attention_figure(maps["decoder"], path, [0], None, title))
+    run_dir = ensure_trained("phrases")
+    exact, step = last_exact_match(run_dir)
+    cfg, model, task = load_run(run_dir)
+    for what, text in PHRASES.items():
+        src_tokens, out_tokens, maps = look(model, task, cfg, text)
+        cross = maps["cross"]
+        layer, head = np.unravel_index(sharpness(cross.weights).argmax(), cross.weights.shape[:2])
+        output = detokenize([t for t in out_tokens if t != "</s>"], cfg.data.split_apostrophes)
+        summary.append(f"phrases  phrases.yaml  validation exact_match {exact:.3f} at step {step}; {text!r} -> {output!r}")
+        title = (f"phrases ({what}): {text} -> {output}\n"
+                 f"cross-attention, decoder layer {layer} head {head} (sharpest head; exact match {exact:.2f})")
+        written.append(plots.attention_figure(cross, IMAGES / f"phrases-{what}-cross-attention.png", [layer], [head], title))
     print()
     print("\n".join(summary))
     print("\n".join(f"wrote {p.relative_to(REPO_ROOT)}" for p in written))
