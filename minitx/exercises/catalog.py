@@ -241,9 +241,9 @@ EXERCISES = [
                "dx = rstd * dxhat"),),
              "dx treats the row's mean and variance as constants: dx = rstd * dxhat",
              "x reaches xhat three ways: directly, through the row's mean and through its variance. Dropping the last two "
-             "keeps only the direct path. The two missing terms make dx sum to zero along each row and orthogonal to xhat, "
-             "because shifting or scaling a row of x leaves xhat unchanged. dgamma and dbeta do not depend on those "
-             "paths and stay right."),),
+             "keeps only the direct path. The two missing terms make each row of dx sum to zero and (but for eps) "
+             "orthogonal to xhat, because shifting a row of x leaves xhat unchanged, and so, but for eps, does scaling "
+             "it. dgamma and dbeta do not depend on those paths and stay right."),),
     ),
     Exercise(
         "embedding", "Embedding", "Embedding.backward: a scatter-add over repeated ids",

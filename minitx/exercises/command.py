@@ -11,7 +11,6 @@ as NAME.py.bak-N, with N one more than any backup already there, so no backup is
 import difflib
 import inspect
 import re
-import textwrap
 from importlib import resources
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def grade(exercise, folder):
         print(f"Started exercise {number}, {exercise.name}: your copy is {path}. Fill in the lines marked TODO in its\n"
               f"backward, then run `python -m minitx exercise {exercise.name}` again to grade it. Its grade so far:\n")
     results = grader.grade_file(exercise, path)
-    print(textwrap.fill(f"Grading {path}: {exercise.class_name}'s gradients against central differences (float64, random "
+    print(grader.wrap(f"Grading {path}: {exercise.class_name}'s gradients against central differences (float64, random "
                         f"upstream gradient) and against minitx's {exercise.plain}.", 100) + "\n")
     print(grader.format_results(results, exercise.hints))
     right, total = grader.counts(results)
@@ -174,11 +173,11 @@ def break_one(exercise, bug):
     for case, broken in zip(exercise.cases(), exercise.cases()):
         changes = breakit.plant(broken.plain, bug)
         results.append(grader.check_case(case, broken.plain))
-    print(textwrap.fill(f"Bug {bug.name}: {bug.mistake}.", 100))
+    print(grader.wrap(f"Bug {bug.name}: {bug.mistake}.", 100))
     print("Planted in a copy of minitx's plain code, in memory (no file is changed):")
     for c in changes:
         print(f"  {c.file}, line {c.line}\n  - {c.before}\n  + {c.after}")
-    print("\n" + textwrap.fill(f"Checked as exercise {exercise.name}: against central differences (float64, random upstream "
+    print("\n" + grader.wrap(f"Checked as exercise {exercise.name}: against central differences (float64, random upstream "
                                f"gradient) and against the unbroken {exercise.plain}.", 100) + "\n")
     for result in results:
         if result.forward_diff > grader.FORWARD_TOLERANCE:
@@ -188,7 +187,7 @@ def break_one(exercise, bug):
     right, total = grader.counts(results)
     caught = right < total
     print(f"{'Caught' if caught else 'NOT caught'}: {total - right} of {total} gradients wrong.")
-    print(textwrap.fill(f"What it teaches: {bug.lesson}", 100))
+    print(grader.wrap(f"What it teaches: {bug.lesson}", 100))
     return caught
 
 

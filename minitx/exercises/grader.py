@@ -215,6 +215,11 @@ def diagnose(row):
     return ""
 
 
+def wrap(text, width=100, **indents):
+    """textwrap.fill for our sentences, which never breaks a word at its hyphen."""
+    return textwrap.fill(text, width, break_on_hyphens=False, **indents)
+
+
 def hint_for(name, hints):
     if name in hints:
         return hints[name]
@@ -234,7 +239,7 @@ def format_results(results, hints):
             if not r.ok:
                 label = f"{result.label} {r.name}" if result.label else r.name
                 text = " ".join(s for s in (diagnose(r), hint_for(r.name, hints)) if s)
-                notes.append(textwrap.fill(f"{label}: {text}", 100, initial_indent="  ", subsequent_indent="    "))
+                notes.append(wrap(f"{label}: {text}", 100, initial_indent="  ", subsequent_indent="    "))
         lines.append("")
     if notes:
         lines += ["What is wrong, and a hint:"] + notes + [""]
