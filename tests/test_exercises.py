@@ -311,6 +311,18 @@ def test_a_skeleton_imports_only_helpers_never_its_own_answer(exercise):
     assert f"class {exercise.class_name}(" in skeleton(exercise) or f"class {exercise.class_name}:" in skeleton(exercise)
 
 
+def test_an_unknown_bug_suggests_the_closest(capsys):
+    line = one_line_error(capsys, "--break", "softmax-no-rowsum")
+    assert "--break softmax-no-rowsum: no such exercise or bug (did you mean 'softmax-no-row-sum'?" in line, line
+
+
+def test_a_working_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder\n")
+    assert one_line_error(capsys, "linear", "--dir", "afile/sub").startswith("minitx: error: afile/sub/linear.py: cannot create it (")
+    assert one_line_error(capsys, "linear", "--dir", "afile") == "minitx: error: afile: exists and is not a directory (choose another --dir)"
+
+
 def noise_free(text):
     """The page with the errors of right gradients (1e-7 and below) blanked: they are rounding
     noise that another BLAS may round differently. Every other character must match."""

@@ -49,9 +49,12 @@ def start(exercise, folder):
     path = working_file(exercise, folder)
     if path.exists():
         return path, False
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(path, "x") as f:  # "x": if the file appeared meanwhile, fail rather than overwrite it
-        f.write(skeleton(exercise))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "x") as f:  # "x": if the file appeared meanwhile, fail rather than overwrite it
+            f.write(skeleton(exercise))
+    except OSError as e:
+        raise UserError(f"{path}: cannot create it ({e.strerror}; choose another --dir)") from None
     return path, True
 
 
@@ -73,9 +76,12 @@ def reset(exercise, folder):
         print(f"{path} is still the untouched skeleton: nothing to back up, nothing changed.")
         return 0
     backup = next_backup(path)
-    with open(backup, "xb") as f:  # "x": never overwrite an existing backup
-        f.write(mine)
-    path.write_text(fresh)
+    try:
+        with open(backup, "xb") as f:  # "x": never overwrite an existing backup
+            f.write(mine)
+        path.write_text(fresh)
+    except OSError as e:
+        raise UserError(f"{backup}: cannot write it ({e.strerror}); {path} is unchanged") from None
     print(f"Kept your file as {backup}; {path} is the untouched skeleton again.")
     return 0
 
@@ -88,7 +94,7 @@ def grade(exercise, folder):
               f"backward, then run `python -m minitx exercise {exercise.name}` again to grade it. Its grade so far:\n")
     results = grader.grade_file(exercise, path)
     print(grader.wrap(f"Grading {path}: {exercise.class_name}'s gradients against central differences (float64, random "
-                        f"upstream gradient) and against minitx's {exercise.plain}.", 100) + "\n")
+                      f"upstream gradient) and against minitx's {exercise.plain}.") + "\n")
     print(grader.format_results(results, exercise.hints))
     right, total = grader.counts(results)
     if right == total:
@@ -148,11 +154,13 @@ def show_solution(exercise):
 
 
 def code_start(lines):
-    """The index of a function's first line after its docstring (its formulas may repeat the
-    code's text, and we mark code lines only)."""
-    if len(lines) > 1 and lines[1].strip().startswith('"""'):
-        return next(i for i in range(1, len(lines)) if lines[i].count('"""') == 2 or (i > 1 and '"""' in lines[i])) + 1
-    return 1
+    """The index of a function's first line after its docstring: we mark code lines only, and a
+    docstring's formulas may repeat the code's text."""
+    if len(lines) < 2 or not lines[1].strip().startswith('"""'):
+        return 1
+    if lines[1].count('"""') == 2:
+        return 2
+    return next(i for i in range(2, len(lines)) if '"""' in lines[i]) + 1
 
 
 def list_bugs():
@@ -173,12 +181,12 @@ def break_one(exercise, bug):
     for case, broken in zip(exercise.cases(), exercise.cases()):
         changes = breakit.plant(broken.plain, bug)
         results.append(grader.check_case(case, broken.plain))
-    print(grader.wrap(f"Bug {bug.name}: {bug.mistake}.", 100))
+    print(grader.wrap(f"Bug {bug.name}: {bug.mistake}."))
     print("Planted in a copy of minitx's plain code, in memory (no file is changed):")
     for c in changes:
         print(f"  {c.file}, line {c.line}\n  - {c.before}\n  + {c.after}")
     print("\n" + grader.wrap(f"Checked as exercise {exercise.name}: against central differences (float64, random upstream "
-                               f"gradient) and against the unbroken {exercise.plain}.", 100) + "\n")
+                             f"gradient) and against the unbroken {exercise.plain}.") + "\n")
     for result in results:
         if result.forward_diff > grader.FORWARD_TOLERANCE:
             where = f" ({result.label})" if result.label else ""
@@ -187,7 +195,7 @@ def break_one(exercise, bug):
     right, total = grader.counts(results)
     caught = right < total
     print(f"{'Caught' if caught else 'NOT caught'}: {total - right} of {total} gradients wrong.")
-    print(grader.wrap(f"What it teaches: {bug.lesson}", 100))
+    print(grader.wrap(f"What it teaches: {bug.lesson}"))
     return caught
 
 
@@ -196,9 +204,12 @@ def break_it(name):
         return list_bugs()
     if name in BUGS:
         planted = [BUGS[name]]
+    elif name in BY_NAME:
+        planted = [(BY_NAME[name], bug) for bug in BY_NAME[name].bugs]
     else:
-        exercise = find(name)
-        planted = [(exercise, bug) for bug in exercise.bugs]
+        close = difflib.get_close_matches(name, list(BUGS) + list(BY_NAME), n=1)
+        suggestion = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"--break {name}: no such exercise or bug ({suggestion}`python -m minitx exercise --break` lists the bugs)")
     caught = []
     for i, (exercise, bug) in enumerate(planted):
         if i:

@@ -52,8 +52,8 @@ class Row:
 
 @dataclass
 class Result:
-    """The rows of one case, and how far its forward was from minitx's (0 for a learner's file,
-    whose forward must match before we check anything)."""
+    """The rows of one case, and how far its forward was from minitx's (a learner's forward must
+    be within FORWARD_TOLERANCE before we check anything; a planted bug's may not be)."""
 
     label: str
     rows: list
@@ -118,8 +118,8 @@ def copy_parameters(plain, layer, who):
     if set(mine) != set(theirs):
         raise UserError(f"{who}: its params are {', '.join(sorted(mine)) or 'none'}; the grader expects {', '.join(theirs) or 'none'}, as in the skeleton")
     for key, value in theirs.items():
-        if np.shape(mine[key]) != value.shape:
-            raise UserError(f"{who}: parameter {key} is {shape_text(np.shape(mine[key]))}; the grader expects {shape_text(value.shape)}")
+        if not isinstance(mine[key], np.ndarray) or mine[key].shape != value.shape:
+            raise UserError(f"{who}: parameter {key} is {describe(mine[key])}; the grader expects shape {shape_text(value.shape)}")
         mine[key][...] = value
 
 
@@ -239,7 +239,7 @@ def format_results(results, hints):
             if not r.ok:
                 label = f"{result.label} {r.name}" if result.label else r.name
                 text = " ".join(s for s in (diagnose(r), hint_for(r.name, hints)) if s)
-                notes.append(wrap(f"{label}: {text}", 100, initial_indent="  ", subsequent_indent="    "))
+                notes.append(wrap(f"{label}: {text}", initial_indent="  ", subsequent_indent="    "))
         lines.append("")
     if notes:
         lines += ["What is wrong, and a hint:"] + notes + [""]
