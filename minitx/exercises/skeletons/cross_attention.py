@@ -77,7 +77,7 @@ class CrossAttentionStack(Module):
         """y (B, T, D), memory (B, S, D) -> (B, T, D)."""
         for layer in self.layers:
             y = layer.forward(y, memory, mask)  # (B, T, D)
-        self.cache = memory.shape
+        self.cache = memory.shape  # backward starts the memory's gradient from zeros of this shape
         return y
 
     def backward(self, dout):

@@ -41,7 +41,8 @@ class HeadsAndOutput(Module):
         heads = self.attention.forward(q, k, v, mask)  # (B, H, T, K)
         concat = merge_heads(heads)  # (B, T, D)
         B, T, D = concat.shape
-        y_rows = concat.reshape(B * T, D) @ self.params["W_O"] + self.params["b_O"]  # (B*T, D)
+        concat_rows = concat.reshape(B * T, D)  # (B*T, D): every position is one row
+        y_rows = concat_rows @ self.params["W_O"] + self.params["b_O"]  # (B*T, D)
         self.cache = concat
         return y_rows.reshape(B, T, D)  # (B, T, D)
 
