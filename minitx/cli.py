@@ -81,6 +81,12 @@ def cmd_lowrank(args):
     run_cli(args.run_dir, args.base, args.k, args.png)
 
 
+def cmd_exercise(args):
+    from minitx.exercises.command import run_cli
+
+    return run_cli(args)
+
+
 COMMANDS = {
     "train": (cmd_train, "train a model from a YAML config"),
     "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
@@ -91,6 +97,7 @@ COMMANDS = {
     "plot": (cmd_plot, "draw a run's loss and accuracy curves"),
     "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
     "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
+    "exercise": (cmd_exercise, "write a backward pass yourself and have the gradient check grade it"),
 }
 
 
@@ -169,6 +176,15 @@ def build_parser():
     p.add_argument("--base", metavar="BASE_RUN", help="analyse the update W_run - W_base instead of the weights")
     p.add_argument("--k", type=count(1), default=4, help="rank of the truncation to check (default 4)")
     p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
+
+    p = parsers["exercise"]
+    p.add_argument("name", nargs="?", help="an exercise to start or grade (leave out to list them all with their state)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--reset", action="store_true", help="start NAME again from its skeleton, keeping your file as NAME.py.bak-N")
+    mode.add_argument("--solution", action="store_true", help="show the plain minitx lines that solve NAME")
+    mode.add_argument("--break", dest="break_it", action="store_true",
+                      help="plant a well-known mistake in minitx's own layer for NAME (an exercise or a bug) and show what the check says")
+    p.add_argument("--dir", default="my_exercises", help="your working folder (default my_exercises, in the current directory)")
     return parser
 
 
