@@ -22,6 +22,10 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from minitx.decode import decoder_for
+    from minitx.tools.ablate import eval_command
+
+    if args.ablate:
+        return eval_command(args.run_dir, args.split, args.beam, args.ablate)
     from minitx.run import load_run
     from minitx.train import evaluate
 
@@ -81,6 +85,12 @@ def cmd_lowrank(args):
     run_cli(args.run_dir, args.base, args.k, args.png)
 
 
+def cmd_ablate(args):
+    from minitx.tools.ablate import run_table
+
+    run_table(args.run_dir, args.split, args.limit)
+
+
 COMMANDS = {
     "train": (cmd_train, "train a model from a YAML config"),
     "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
@@ -91,6 +101,7 @@ COMMANDS = {
     "plot": (cmd_plot, "draw a run's loss and accuracy curves"),
     "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
     "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
+    "ablate": (cmd_ablate, "exact match with each head, and each whole attention, switched off in turn"),
 }
 
 
@@ -135,6 +146,9 @@ def build_parser():
             p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
         else:
             p.add_argument("--split", default="test", help="valid or test (default test)")
+            p.add_argument("--ablate", action="append", default=[], metavar="SPEC",
+                           help="switch off an attention or one head, e.g. decoder.layers.1.cross_attn or "
+                                "encoder.layers.0.self_attn.head1 (repeatable, or a comma list)")
         p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
 
     parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
@@ -169,6 +183,11 @@ def build_parser():
     p.add_argument("--base", metavar="BASE_RUN", help="analyse the update W_run - W_base instead of the weights")
     p.add_argument("--k", type=count(1), default=4, help="rank of the truncation to check (default 4)")
     p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
+
+    p = parsers["ablate"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("--split", default="valid", help="valid or test (default valid)")
+    p.add_argument("--limit", type=count(1), help="only the first N examples of the split (default all)")
     return parser
 
 
