@@ -7,6 +7,7 @@ its traceback.
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -91,6 +92,12 @@ def cmd_ablate(args):
     run_table(args.run_dir, args.split, args.limit)
 
 
+def cmd_explain(args):
+    from minitx.tools.explain import explain_command
+
+    explain_command(args.run_dir, args.text, args.kind, args.layer, args.head)
+
+
 COMMANDS = {
     "train": (cmd_train, "train a model from a YAML config"),
     "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
@@ -101,6 +108,7 @@ COMMANDS = {
     "plot": (cmd_plot, "draw a run's loss and accuracy curves"),
     "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
     "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
+    "explain": (cmd_explain, "one attention head step by step, with the real numbers of one input"),
     "ablate": (cmd_ablate, "exact match with each head, and each whole attention, switched off in turn"),
 }
 
@@ -184,6 +192,13 @@ def build_parser():
     p.add_argument("--k", type=count(1), default=4, help="rank of the truncation to check (default 4)")
     p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
 
+    p = parsers["explain"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("text", help='the input, e.g. "3 1 4 1 5"')
+    p.add_argument("--kind", choices=("encoder", "decoder", "cross"), default="cross", help="which attention (default cross)")
+    p.add_argument("--layer", type=count(0), default=0, help="layer, counting from 0 (default 0)")
+    p.add_argument("--head", type=count(0), default=0, help="head, counting from 0 (default 0)")
+
     p = parsers["ablate"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
     p.add_argument("--split", default="valid", help="valid or test (default valid)")
@@ -204,6 +219,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("minitx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `minitx explain ... | head` closed the pipe early; that is not an error. We point
+        # stdout at /dev/null so that Python's own flush at exit does not report it either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
