@@ -83,7 +83,7 @@ def cmd_trace(args):
 def cmd_lowrank(args):
     from minitx.tools.lowrank import run_cli
 
-    run_cli(args.run_dir, args.base, args.k, args.png)
+    run_cli(args.run_dir, args.base, args.k, args.png, args.heads)
 
 
 def cmd_ablate(args):
@@ -190,7 +190,10 @@ def build_parser():
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
     p.add_argument("--base", metavar="BASE_RUN", help="analyse the update W_run - W_base instead of the weights")
     p.add_argument("--k", type=count(1), default=4, help="rank of the truncation to check (default 4)")
-    p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
+    p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png, or with --heads RUN_DIR/head-spectra.png (needs matplotlib)")
+    p.add_argument("--heads", action="store_true",
+                   help="per head: singular values of the value-to-output map W_V[:, h] @ W_O[h, :] and of the "
+                        "query-key map W_Q[:, h] @ W_K[:, h]^T (rank K each)")
 
     p = parsers["explain"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
