@@ -98,6 +98,12 @@ def cmd_explain(args):
     explain_command(args.run_dir, args.text, args.kind, args.layer, args.head)
 
 
+def cmd_embeddings(args):
+    from minitx.tools.embeddings import embeddings_command
+
+    embeddings_command(args.run_dir, args.side, args.neighbours, args.png, args.change)
+
+
 COMMANDS = {
     "train": (cmd_train, "train a model from a YAML config"),
     "eval": (cmd_eval, "evaluate a trained run on a held-out split"),
@@ -110,6 +116,7 @@ COMMANDS = {
     "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
     "explain": (cmd_explain, "one attention head step by step, with the real numbers of one input"),
     "ablate": (cmd_ablate, "exact match with each head, and each whole attention, switched off in turn"),
+    "embeddings": (cmd_embeddings, "a run's learned embeddings: 2-D PCA projection and nearest neighbours"),
 }
 
 
@@ -206,6 +213,13 @@ def build_parser():
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
     p.add_argument("--split", default="valid", help="valid or test (default valid)")
     p.add_argument("--limit", type=count(1), help="only the first N examples of the split (default all)")
+
+    p = parsers["embeddings"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("--side", choices=("source", "target"), default="source", help="which embedding table (default source)")
+    p.add_argument("--change", action="store_true", help="look at what training added, W - W_0, instead of W")
+    p.add_argument("--neighbours", type=count(1), default=3, help="nearest neighbours listed per token (default 3)")
+    p.add_argument("--png", metavar="PATH", help="where to draw the projection (default RUN_DIR/embeddings-SIDE.png; needs matplotlib)")
     return parser
 
 
