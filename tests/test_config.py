@@ -32,7 +32,7 @@ def error_of(path, overrides=()):
     return message
 
 
-@pytest.mark.parametrize("name", ["tiny", "reverse", "sort", "base"])
+@pytest.mark.parametrize("name", ["tiny", "reverse", "sort", "base", "explain", "tour_copy"])
 def test_shipped_algorithmic_configs_load(name):
     cfg = load_config(resolve_config_path(name))
     assert cfg.data.task in ("copy", "reverse", "sort")
@@ -254,3 +254,5 @@ def test_shipped_numbers_config_loads(monkeypatch):
     cfg = load_config(resolve_config_path("numbers"))
     assert cfg.data.task == "tsv" and cfg.data.split_hyphens is True
     assert (cfg.model.d_model, cfg.train.steps, cfg.train.target_exact_match) == (128, 6000, 0.99)
+    tour = load_config(resolve_config_path("tour_numbers"))
+    assert tour.data.train == cfg.data.train and tour.model.d_model == 64
