@@ -109,7 +109,13 @@ def layer_norm(x, norm):
     return gamma * (x - mean) / np.sqrt(var + norm.eps) + beta  # (L, D)
 
 
+def f64(a):
+    """We recompute in float64, so that our own rounding is far below the model's float32's."""
+    return np.asarray(a, dtype=np.float64)
+
+
 def softmax(x):
+    """The stable softmax of minitx/nn/attention.py, over the last axis."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -176,7 +182,6 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     dims = [f"d{i}" for i in range(D)]
     heads_cols = [f"d{i}" for i in range(c.start, c.stop)]
     kdims = [f"k{i}" for i in range(K)]
-    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     W = {n: f64(getattr(attn, n).params["W"]) for n in ("query", "key", "value", "output")}
     b = {n: f64(getattr(attn, n).params["b"]) for n in ("query", "key", "value", "output")}
 
