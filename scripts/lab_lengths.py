@@ -8,7 +8,9 @@ data.test_max_len, decode it greedily and count exact matches.
 
 A test sequence of length <= 10 may have been drawn in training too (there are only 10^L
 sequences of length L), so we replay the run's training stream (it is a seeded generator, so
-it repeats exactly) and score only the sequences training never showed. Those are new
+it repeats exactly) and score only the sequences training never showed. The "trained on"
+column counts the distinct training sequences of each length: a length inside the config's range
+can still be missing, when the held-out sets took every sequence of it (length 1 has only 10). Those are new
 sequences, made of symbols and positions the model has seen: the same weights W_Q, W_K, W_V,
 W_O serve every position (nothing in their shapes mentions S or T), and what they learned, to
 match a decoder position with the source position of the same index and carry its symbol,
@@ -70,7 +72,8 @@ def main():
     print(f"{args.run_dir}: {d.task}, trained {steps} steps on lengths {d.min_len} to {d.max_len} "
           f"({len(seen):,} distinct training sequences). {N_TEST} test sequences per length; "
           f"exact match counts only those training never showed.\n")
-    print(f"{'length':>6}  {'in training?':>12}  {'unseen':>6}  {'exact match':>11}  first mistake at output position (count)")
+    trained = Counter(len(s) for s in seen)  # distinct training sequences of each length
+    print(f"{'length':>6}  {'trained on':>10}  {'unseen':>6}  {'exact match':>11}  first mistake at output position (count)")
     for L in range(1, args.longest + 1):
         lab = copy.deepcopy(cfg)
         lab.data.test_min_len = lab.data.test_max_len = L
@@ -80,9 +83,8 @@ def main():
         pairs = task.splits["test"]
         src_ids, tgt_ids = task.encode_pairs(pairs)
         new = [i for i, s in enumerate(src_ids) if tuple(s) not in seen]
-        trained_length = d.min_len <= L <= d.max_len
         if not new:
-            print(f"{L:>6}  {'yes' if trained_length else 'no':>12}  {0:>6}  {'-':>11}  (every test sequence was seen in training)")
+            print(f"{L:>6}  {trained[L]:>10,}  {0:>6}  {'-':>11}  (every test sequence was seen in training)")
             continue
         src = pad_sources([src_ids[i] for i in new])  # (n, L + 1)
         out = greedy(model, src, length_limit(model, L + cfg.eval.max_decode_extra)).tolist()
@@ -95,10 +97,11 @@ def main():
                 right += 1
             else:
                 firsts[next(p for p, (a, b) in enumerate(zip(written, target)) if a != b)] += 1
-        mistakes = ", ".join(f"{p} ({n})" for p, n in sorted(firsts.items(), key=lambda x: -x[1])[:4])
-        print(f"{L:>6}  {'yes' if trained_length else 'no':>12}  {len(new):>6}  {right / len(new):11.3f}  {mistakes}")
-    print(f"\nTraining showed source positions 0 to {d.max_len} (the last holding </s>) and decoder output "
-          f"positions 0 to {d.max_len} (the last writing </s>). Output position p is the (p+1)-th token written.")
+        mistakes = ", ".join(f"{p} ({n})" for p, n in sorted(firsts.items(), key=lambda x: -x[1])[:4]) or "-"
+        print(f"{L:>6}  {trained[L]:>10,}  {len(new):>6}  {right / len(new):11.3f}  {mistakes}")
+    print(f"\ntrained on: distinct training sequences of that length. Training showed source positions 0 to "
+          f"{d.max_len} (the last holding </s>)\nand decoder output positions 0 to {d.max_len} (the last writing </s>). "
+          f"Output position p is the (p+1)-th token written.")
 
 
 if __name__ == "__main__":
