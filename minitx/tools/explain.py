@@ -44,7 +44,7 @@ from minitx.data import detokenize
 from minitx.errors import UserError
 from minitx.nn.attention import MASKED
 
-MAX_COLS = 8  # columns shown per matrix: eight 8-character numbers fit an 80-column terminal
+MAX_COLS = 8  # columns shown per matrix: eight 8-character numbers fit a 100-column terminal
 MAX_ROWS = 12  # tokens shown per matrix
 TOLERANCE = 1e-4  # largest difference from the model's float32 numbers, relative to their size
 
@@ -71,9 +71,9 @@ def recording(calls):
             del obj.__dict__[method]  # the class's own method is used again
 
 
-def fmt(value):
-    """One number, 8 characters wide; a masked score is shown as -1e9."""
-    return "    -1e9" if value <= MASKED / 2 else f"{value:8.3f}"
+def fmt(value, width=8):
+    """One number, right-aligned in `width` characters; a masked score is shown as -1e9."""
+    return f"{'-1e9':>{width}}" if value <= MASKED / 2 else f"{value:{width}.3f}"
 
 
 def matrix(M, row_labels, col_labels, indent="    "):
@@ -82,9 +82,10 @@ def matrix(M, row_labels, col_labels, indent="    "):
     R, C = M.shape
     r, c = min(R, MAX_ROWS), min(C, MAX_COLS)
     left = max(len(label) for label in row_labels[:r]) + 1
-    lines = [indent + " " * left + "".join(f"{label:>8}" for label in col_labels[:c])]
+    width = max(8, 1 + max(len(label) for label in col_labels[:c]))  # a space before every label
+    lines = [indent + " " * left + "".join(f"{label:>{width}}" for label in col_labels[:c])]
     for label, row in zip(row_labels[:r], M[:r]):
-        lines.append(indent + f"{label:>{left - 1}} " + "".join(fmt(x) for x in row[:c]))
+        lines.append(indent + f"{label:>{left - 1}} " + "".join(fmt(x, width) for x in row[:c]))
     if r < R or c < C:
         lines.append(indent + f"(showing {r} of {R} rows and {c} of {C} columns)")
     return lines
