@@ -70,11 +70,16 @@ def fill(args, runs):
     return [a.format(**runs) for a in args]
 
 
+def command_line(args, runs):
+    """The command as a reader types it from the repository root."""
+    return "python " + " ".join(a if a and " " not in a else f'"{a}"' for a in fill(args, runs))
+
+
 def run_command(args, runs, cwd=REPO_ROOT):
     """Run one tour command; returns (the command line as a reader types it, its output).
     Raises CalledProcessError, output attached, if it fails."""
     argv = fill(args, runs)
-    shown = "python " + " ".join(a if a and " " not in a else f'"{a}"' for a in argv)
+    shown = command_line(args, runs)
     proc = subprocess.run([sys.executable] + argv, cwd=cwd, env=environment(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, shown, proc.stdout, proc.stderr)

@@ -14,7 +14,7 @@ from minitx.train import train
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from tour import COMMANDS, RUNS, run_command  # noqa: E402
+from tour import COMMANDS, RUNS, command_line, run_command  # noqa: E402
 
 TINY = ["train.steps=20", "train.warmup=5", "train.eval_every=20", "data.n_valid=20", "data.n_test=20"]
 SMALL_MODEL = ["model.d_model=16", "model.d_ff=32"]  # H stays 4: the commands name head 3
@@ -62,3 +62,12 @@ def test_each_tour_command_runs(runs, name, args):
     print(f"$ {shown}\n{text}")
     assert text.strip(), f"{shown} printed nothing"
     assert "Traceback" not in text
+
+
+def test_every_command_has_its_output_file_with_todays_command_line():
+    runs = {name: run_dir for name, (run_dir, _, _) in RUNS.items()}
+    for name, args in COMMANDS:
+        path = REPO / "docs" / "tour" / "outputs" / f"{name}.txt"
+        assert path.is_file(), f"{path} missing: run `make tour` and scripts/make_tour_outputs.py"
+        first = path.read_text().splitlines()[0]
+        assert first == "$ " + command_line(args, runs), f"{path.name} was written by another command: {first}"
