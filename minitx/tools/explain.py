@@ -181,8 +181,10 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
         rows = [f"{a}→{b}" for a, b in zip(in_tokens, out_tokens)]
         keys = src_tokens if kind == "cross" else in_tokens
     dims = [f"d{i}" for i in range(D)]
-    heads_cols = [f"d{i}" for i in range(c.start, c.stop)]
-    kdims = [f"k{i}" for i in range(K)]
+    # Column labels: d for the model's D dimensions, q, k, v for a head's K, c for the
+    # concatenation's D columns (head g's are c[g*K] ... c[(g+1)*K - 1]).
+    per_head = {name: [f"{name}{i}" for i in range(K)] for name in "qkv"}
+    concat_cols = [f"c{i}" for i in range(D)]
     W = {n: f64(getattr(attn, n).params["W"]) for n in ("query", "key", "value", "output")}
     b = {n: f64(getattr(attn, n).params["b"]) for n in ("query", "key", "value", "output")}
 
@@ -226,11 +228,11 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     lines += ["", f"2. This head's query, key and value: columns {cols} of W_Q, W_K and W_V, "
                   f"each (D, K) = ({D}, {K}); head g owns columns g*K to (g+1)*K - 1 of each."]
     lines += [f"  q = h @ W_Q[:, {cols}] + b_Q[{cols}]   (rows, K) = {q.shape}"]
-    lines += matrix(q, rows, kdims) + [agree(f"the model's q[:, {head}] (split_heads of query(h))", q, q_model[0, head])]
+    lines += matrix(q, rows, per_head["q"]) + [agree(f"the model's q[:, {head}] (split_heads of query(h))", q, q_model[0, head])]
     lines += [f"  k = {src_name} @ W_K[:, {cols}] + b_K[{cols}]   (keys, K) = {k.shape}"]
-    lines += matrix(k, keys, kdims) + [agree(f"the model's k[:, {head}]", k, k_model[0, head])]
+    lines += matrix(k, keys, per_head["k"]) + [agree(f"the model's k[:, {head}]", k, k_model[0, head])]
     lines += [f"  v = {src_name} @ W_V[:, {cols}] + b_V[{cols}]   (keys, K) = {v.shape}"]
-    lines += matrix(v, keys, kdims) + [agree(f"the model's v[:, {head}]", v, v_model[0, head])]
+    lines += matrix(v, keys, per_head["v"]) + [agree(f"the model's v[:, {head}]", v, v_model[0, head])]
 
     # Steps 3 to 6: scores, scaling, mask, softmax.
     scores = q @ k.T  # (T, S)
@@ -265,18 +267,18 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     t = int(P.max(axis=1).argmin())  # the row that mixes the most values
     first, second = np.argsort(-P[t])[:2]
     lines += ["", f"7. head_out = P @ v: each row is a weighted average of the value rows   (rows, K) = {head_out.shape}",
-              f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{keys[first]}] + {P[t, second]:.3f} x v[{keys[second]}] + ... "
-              f"(its two largest weights)"]
-    lines += matrix(head_out, rows, kdims) + [agree(f"the model's attention core output[:, {head}]", head_out, out_model[0, head])]
+              f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{first}] + {P[t, second]:.3f} x v[{second}] + ...: "
+              f"its two largest weights, on the values of key {first} ({keys[first]}) and key {second} ({keys[second]})"]
+    lines += matrix(head_out, rows, per_head["v"]) + [agree(f"the model's attention core output[:, {head}]", head_out, out_model[0, head])]
 
     # Step 8: the concatenation.
     concat = f64(out_model[0]).transpose(1, 0, 2).reshape(len(rows), D)  # (T, D): merge_heads
     lines += ["", f"8. The concatenation of all {H} heads, (rows, D) = {concat.shape}: head {head}'s output "
                   f"fills columns {cols} (head g fills g*K to (g+1)*K - 1)"]
     if D <= MAX_COLS:
-        lines += ["  concat, every head:"] + matrix(concat, rows, dims)
+        lines += ["  concat, every head:"] + matrix(concat, rows, concat_cols)
     else:
-        lines += [f"  concat[:, {cols}]:"] + matrix(concat[:, c], rows, heads_cols)
+        lines += [f"  concat[:, {cols}]:"] + matrix(concat[:, c], rows, concat_cols[c])
     lines += [agree(f"our head_out, as concat[:, {cols}]", head_out, concat[:, c])]
 
     # Step 9: W_O's block.
@@ -284,7 +286,7 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     lines += ["", f"9. W_O is (D, D) = ({D}, {D}); rows {cols} are the ones that meet this head's columns "
                   f"of concat, because concat @ W_O = sum over heads g of head_out_g @ W_O[g-th K rows]. "
                   f"W_O[{cols}, :] (K, D) = {W_O_rows.shape}:"]
-    lines += matrix(W_O_rows, heads_cols, dims)
+    lines += matrix(W_O_rows, concat_cols[c], dims)
 
     # Step 10: this head's share of the output, and the whole output.
     share = head_out @ W_O_rows  # (T, D)
