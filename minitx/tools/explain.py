@@ -290,8 +290,9 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
 
     # Step 10: this head's share of the output, and the whole output.
     share = head_out @ W_O_rows  # (T, D)
-    shares = [f64(out_model[0, g]) @ W["output"][g * K:(g + 1) * K] for g in range(H)]  # H x (T, D)
-    y = sum(shares) + b["output"]  # (T, D)
+    # Every head's share at once: head g's (T, K) output times its (K, D) block of W_O.
+    shares = f64(out_model[0]) @ W["output"].reshape(H, K, D)  # (H, T, K) @ (H, K, D) -> (H, T, D)
+    y = shares.sum(axis=0) + b["output"]  # (T, D)
     lines += ["", f"10. This head's share of the attention's output: head_out @ W_O[{cols}, :]   "
                   f"(rows, D) = {share.shape}"]
     lines += matrix(share, rows, dims)

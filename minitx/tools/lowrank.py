@@ -210,6 +210,13 @@ def spectra_figure(spectra, path, title=""):
     return path
 
 
+def column_blocks(W, H):
+    """W (D, D) -> (H, D, K): head h's K columns W[:, h*K:(h+1)*K] as block h, the heads on an
+    axis of their own, as split_heads puts them."""
+    D = W.shape[0]
+    return W.reshape(D, H, D // H).transpose(1, 0, 2)  # (H, D, K)
+
+
 def head_maps(model):
     """[(attention name, head, W_VO (D, D), W_QK (D, D))] for every head of every attention, in
     float64."""
@@ -217,12 +224,11 @@ def head_maps(model):
     for name, attn in attentions(model).items():
         W_Q, W_K, W_V, W_O = (np.asarray(getattr(attn, n).params["W"], dtype=np.float64)
                               for n in ("query", "key", "value", "output"))
-        K = W_Q.shape[1] // attn.n_heads
-        for h in range(attn.n_heads):
-            c = slice(h * K, (h + 1) * K)
-            W_VO = W_V[:, c] @ W_O[c, :]  # (D, K) @ (K, D) -> (D, D)
-            W_QK = W_Q[:, c] @ W_K[:, c].T  # (D, K) @ (K, D) -> (D, D)
-            maps.append((name, h, W_VO, W_QK))
+        D, H = W_Q.shape[0], attn.n_heads
+        W_O_heads = W_O.reshape(H, D // H, D)  # (H, K, D): head h's K rows of W_O
+        W_VO = column_blocks(W_V, H) @ W_O_heads  # (H, D, K) @ (H, K, D) -> (H, D, D)
+        W_QK = column_blocks(W_Q, H) @ column_blocks(W_K, H).transpose(0, 2, 1)  # (H, D, K) @ (H, K, D) -> (H, D, D)
+        maps += [(name, h, W_VO[h], W_QK[h]) for h in range(H)]
     return maps
 
 
