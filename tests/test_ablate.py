@@ -67,8 +67,9 @@ def test_the_whole_attention_off_leaves_only_the_output_bias():
     assert np.allclose(y, attn.output.params["b"]), y[0, 0]
 
 
-def test_the_incremental_decoder_sees_the_ablation():
-    model = make_model()
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+def test_the_incremental_decoder_sees_the_ablation(fused):
+    model = make_model(fused)
     src, tgt_in = batch()
     chosen = {"decoder.layers.0.self_attn": [0], "decoder.layers.1.cross_attn": [0, 1]}
     with ablated(model, chosen):
