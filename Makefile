@@ -12,7 +12,7 @@ ARGS   ?=
 BLAS_THREADS ?= 1
 export OPENBLAS_NUM_THREADS = $(BLAS_THREADS)
 
-.PHONY: venv train test gradcheck bench clean
+.PHONY: venv train test gradcheck bench tour tour-outputs clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,14 @@ gradcheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m minitx bench $(CONFIG) $(ARGS)
+
+# The four small runs docs/tour.md reads, into runs/tour/ (about a minute on two cores; a run
+# already trained is kept), then every tour command's real output into docs/tour/outputs/.
+tour: $(STAMP)
+	$(BIN)/python scripts/tour.py
+
+tour-outputs: tour
+	$(BIN)/python scripts/make_tour_outputs.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

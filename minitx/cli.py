@@ -7,6 +7,7 @@ its traceback.
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -22,6 +23,10 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from minitx.decode import decoder_for
+    from minitx.tools.ablate import eval_command
+
+    if args.ablate:
+        return eval_command(args.run_dir, args.split, args.beam, args.ablate)
     from minitx.run import load_run
     from minitx.train import evaluate
 
@@ -78,7 +83,25 @@ def cmd_trace(args):
 def cmd_lowrank(args):
     from minitx.tools.lowrank import run_cli
 
-    run_cli(args.run_dir, args.base, args.k, args.png)
+    run_cli(args.run_dir, args.base, args.k, args.png, args.heads)
+
+
+def cmd_ablate(args):
+    from minitx.tools.ablate import run_table
+
+    run_table(args.run_dir, args.split, args.limit)
+
+
+def cmd_explain(args):
+    from minitx.tools.explain import explain_command
+
+    explain_command(args.run_dir, args.text, args.kind, args.layer, args.head)
+
+
+def cmd_embeddings(args):
+    from minitx.tools.embeddings import embeddings_command
+
+    embeddings_command(args.run_dir, args.side, args.neighbours, args.png, args.change)
 
 
 def cmd_exercise(args):
@@ -97,6 +120,9 @@ COMMANDS = {
     "plot": (cmd_plot, "draw a run's loss and accuracy curves"),
     "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
     "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
+    "explain": (cmd_explain, "one attention head step by step, with the real numbers of one input"),
+    "ablate": (cmd_ablate, "exact match with each head, and each whole attention, switched off in turn"),
+    "embeddings": (cmd_embeddings, "a run's learned embeddings: 2-D PCA projection and nearest neighbours"),
     "exercise": (cmd_exercise, "write a backward pass yourself and have the gradient check grade it"),
 }
 
@@ -142,6 +168,9 @@ def build_parser():
             p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
         else:
             p.add_argument("--split", default="test", help="valid or test (default test)")
+            p.add_argument("--ablate", action="append", default=[], metavar="SPEC",
+                           help="switch off an attention or one head, e.g. decoder.layers.1.cross_attn or "
+                                "encoder.layers.0.self_attn.head1 (repeatable, or a comma list)")
         p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
 
     parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
@@ -175,7 +204,29 @@ def build_parser():
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
     p.add_argument("--base", metavar="BASE_RUN", help="analyse the update W_run - W_base instead of the weights")
     p.add_argument("--k", type=count(1), default=4, help="rank of the truncation to check (default 4)")
-    p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png (needs matplotlib)")
+    p.add_argument("--png", action="store_true", help="also draw the spectra to RUN_DIR/spectra.png, or with --heads RUN_DIR/head-spectra.png (needs matplotlib)")
+    p.add_argument("--heads", action="store_true",
+                   help="per head: singular values of the value-to-output map W_V[:, h] @ W_O[h, :] and of the "
+                        "query-key map W_Q[:, h] @ W_K[:, h]^T (rank K each)")
+
+    p = parsers["explain"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("text", help='the input, e.g. "3 1 4 1 5"')
+    p.add_argument("--kind", choices=("encoder", "decoder", "cross"), default="cross", help="which attention (default cross)")
+    p.add_argument("--layer", type=count(0), default=0, help="layer, counting from 0 (default 0)")
+    p.add_argument("--head", type=count(0), default=0, help="head, counting from 0 (default 0)")
+
+    p = parsers["ablate"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("--split", default="valid", help="valid or test (default valid)")
+    p.add_argument("--limit", type=count(1), help="only the first N examples of the split (default all)")
+
+    p = parsers["embeddings"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("--side", choices=("source", "target"), default="source", help="which embedding table (default source)")
+    p.add_argument("--change", action="store_true", help="look at what training added, W - W_0, instead of W")
+    p.add_argument("--neighbours", type=count(1), default=3, help="nearest neighbours listed per token (default 3)")
+    p.add_argument("--png", metavar="PATH", help="where to draw the projection (default RUN_DIR/embeddings-SIDE.png; needs matplotlib)")
 
     p = parsers["exercise"]
     p.add_argument("name", nargs="?", help="an exercise to start or grade (leave out to list them all with their state)")
@@ -201,6 +252,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("minitx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `minitx explain ... | head` closed the pipe early; that is not an error. We point
+        # stdout at /dev/null so that Python's own flush at exit does not report it either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

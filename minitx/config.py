@@ -52,6 +52,11 @@ class DataConfig:
     n_symbols: int = 10  # ten distinct tokens, like the digits
     min_len: int = 10  # fixed length 10 keeps the first run simple
     max_len: int = 10  # sequence length before </s> is added
+    # Lengths of the test split's sequences (copy, reverse, sort); 0 means the same as training.
+    # Testing on lengths the model never trained on asks whether it learned the rule or only
+    # the positions it saw (scripts/lab_lengths.py).
+    test_min_len: int = 0
+    test_max_len: int = 0
     n_valid: int = 500  # enough examples that exact match is measured to within a few percent
     n_test: int = 500  # same size as validation, drawn with a different seed
     train: str = ""  # TSV paths for task "tsv", relative to the current directory
@@ -122,7 +127,8 @@ CHOICES = {
     "train.schedule": ("inverse_sqrt", "cosine", "constant"),
 }
 # Every integer field must be at least 1 except these, for which 0 means something.
-NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_decode_extra"}
+NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_decode_extra",
+                "data.test_min_len", "data.test_max_len"}
 TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
               list[str]: "a list of strings"}
 # What lora.targets may name: the attention projections (in every attention of every layer)
@@ -304,6 +310,8 @@ def validate(cfg: Config, source, check_files=True) -> None:
           "required when lora.enabled is true (the run whose weights the adapters modify)")
 
     if d.task == "tsv":
+        for key in ("test_min_len", "test_max_len"):
+            check(getattr(d, key) == 0, f"data.{key}", "only for copy, reverse and sort (a tsv task has its own test file)")
         for split in ("train", "valid", "test"):
             name = getattr(d, split)
             check(name != "", f"data.{split}", "a TSV path is required when data.task is tsv")
@@ -311,6 +319,17 @@ def validate(cfg: Config, source, check_files=True) -> None:
     else:
         check(d.max_len + 1 <= m.max_len, "data.max_len",
               f"{d.max_len} plus </s> does not fit in model.max_len ({m.max_len})")
+        test_min, test_max = lengths_of_test_split(d)
+        check(test_min <= test_max, "data.test_min_len",
+              f"{test_min} is greater than the test split's longest length ({test_max})")
+        check(test_max + 1 <= m.max_len, "data.test_max_len",
+              f"{test_max} plus </s> does not fit in model.max_len ({m.max_len})")
+
+
+def lengths_of_test_split(d):
+    """(shortest, longest) sequence of the test split: data.test_min_len and data.test_max_len,
+    each 0 meaning the training split's own data.min_len or data.max_len."""
+    return d.test_min_len or d.min_len, d.test_max_len or d.max_len
 
 
 def config_to_dict(cfg: Config) -> dict:

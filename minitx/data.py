@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minitx.config import lengths_of_test_split
 from minitx.errors import UserError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -155,23 +156,27 @@ class AlgorithmicTask(Task):
         symbols = [str(i) for i in range(cfg.n_symbols)]
         vocab = Vocab(SPECIALS + symbols)
         # Held-out sets come from their own seeds, so they do not shift with the training stream.
+        # The test split may have lengths of its own (data.test_min_len, data.test_max_len).
         held = {}
+        lengths = {"valid": (cfg.min_len, cfg.max_len), "test": lengths_of_test_split(cfg)}
         for name, n, stream in (("valid", cfg.n_valid, 1), ("test", cfg.n_test, 2)):
             rng = np.random.default_rng([seed, stream])
-            held[name] = [self._pair(self._draw(rng)) for _ in range(n)]
+            held[name] = [self._pair(self._draw(rng, *lengths[name])) for _ in range(n)]
         self.held_out = {tuple(s) for pairs in held.values() for s, _ in pairs}
         # The training sampler rejects held-out sequences; it needs some left to draw.
         possible = sum(cfg.n_symbols**n for n in range(cfg.min_len, cfg.max_len + 1))
-        if len(self.held_out) >= possible:
+        trainable = [s for s in self.held_out if cfg.min_len <= len(s) <= cfg.max_len]
+        if len(trainable) >= possible:
             raise UserError(
                 f"data: the validation and test sets hold all {possible} possible sequences, leaving none "
                 f"to train on; raise data.n_symbols or data.max_len, or lower data.n_valid and data.n_test"
             )
         super().__init__(vocab, vocab, held)
 
-    def _draw(self, rng):
-        """One random source sequence of symbol ids (offset past the specials)."""
-        n = int(rng.integers(self.min_len, self.max_len + 1))
+    def _draw(self, rng, min_len=None, max_len=None):
+        """One random source sequence of symbol ids (offset past the specials), of a length
+        from min_len to max_len (default: the training lengths)."""
+        n = int(rng.integers(min_len or self.min_len, (max_len or self.max_len) + 1))
         return rng.integers(len(SPECIALS), len(SPECIALS) + self.n_symbols, size=n).tolist()
 
     def _pair(self, ids):

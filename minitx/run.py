@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from minitx import checkpoint, lora
-from minitx.config import LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
+from minitx.config import Config, LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
 from minitx.data import PAD, Task, Vocab, load_task
 from minitx.errors import UserError
 from minitx.model import Transformer, layer_set
@@ -242,6 +242,11 @@ def check_compatible(cfg, saved_json, where):
     """A resumed run may change how long it trains, not what it trains."""
     saved = json.loads(str(saved_json))
     saved.setdefault("lora", asdict(LoRAConfig()))  # a run that fine-tunes nothing saves none
+    # A key added to minitx after the checkpoint was written (data.test_min_len, ...) had its
+    # default's behaviour then, so a missing key counts as its default.
+    for section, defaults in asdict(Config()).items():
+        for key, default in defaults.items():
+            saved.setdefault(section, {}).setdefault(key, default)
     now = asdict(cfg)
     for section in ("model", "data", "train", "lora"):
         for key, value in now[section].items():

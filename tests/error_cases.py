@@ -91,3 +91,11 @@ CASES += [
     ("--out naming a file", lambda: (Path("afile").write_text("x"), ["train", str(TINY), "--out", "afile"])[1], r"afile: exists and is not a directory"),
     ("a negative beam size", lambda: ["eval", "run", "--beam", "-3"], r"must be at least 0"),
 ]
+
+CASES += [
+    ("an ablation that names no attention", lambda: ["eval", trained_run(), "--ablate", "decoder.layers.9.cross_attn"], r"--ablate decoder.layers.9.cross_attn: no such attention \(valid: encoder.layers.0.self_attn, "),
+    ("an ablated head the attention does not have", lambda: ["eval", trained_run(), "--ablate", "decoder.layers.0.cross_attn.head7"], r"decoder.layers.0.cross_attn has heads head0 to head3"),
+    ("an explained head the model does not have", lambda: ["explain", trained_run(), "1 2 3", "--head", "9"], r"--head 9: this model has heads 0 to 3"),
+    ("lowrank --heads with --base", lambda: ["lowrank", trained_run(), "--heads", "--base", "run"], r"--heads and --base: choose one"),
+    ("a test length that does not fit the model", lambda: train(config("data:\n  test_max_len: 70\n")), r"my.yaml: data.test_max_len: 70 plus </s> does not fit"),
+]

@@ -32,7 +32,7 @@ def error_of(path, overrides=()):
     return message
 
 
-@pytest.mark.parametrize("name", ["tiny", "reverse", "sort", "base"])
+@pytest.mark.parametrize("name", ["tiny", "reverse", "sort", "base", "explain", "tour_copy"])
 def test_shipped_algorithmic_configs_load(name):
     cfg = load_config(resolve_config_path(name))
     assert cfg.data.task in ("copy", "reverse", "sort")
@@ -137,6 +137,10 @@ def test_int_accepted_for_float(tmp_path):
         ("data:\n  n_test: 0\n", "data.n_test"),
         ("data:\n  task: translate\n", "data.task"),
         ("data:\n  max_len: 64\n", "data.max_len"),  # 64 + </s> does not fit model.max_len 64
+        ("data:\n  test_min_len: -1\n", "data.test_min_len"),
+        ("data:\n  test_min_len: 12\n  test_max_len: 11\n", "data.test_min_len"),
+        ("data:\n  test_min_len: 12\n", "data.test_min_len"),  # longer than the training max_len 10
+        ("data:\n  test_max_len: 64\n", "data.test_max_len"),  # 64 + </s> does not fit model.max_len 64
         ("train:\n  steps: 0\n", "train.steps"),
         ("train:\n  batch_size: 0\n", "train.batch_size"),
         ("train:\n  eval_every: 0\n", "train.eval_every"),
@@ -159,6 +163,11 @@ def test_int_accepted_for_float(tmp_path):
 def test_invalid_values_name_file_and_key(tmp_path, text, key):
     message = error_of(write(tmp_path, text, "values.yaml"))
     assert "values.yaml" in message and key in message, message
+
+
+def test_test_lengths_belong_to_algorithmic_tasks(tmp_path):
+    message = error_of(write(tmp_path, "data:\n  task: tsv\n  train: a\n  valid: a\n  test: a\n  test_max_len: 5\n"))
+    assert "data.test_max_len: only for copy, reverse and sort" in message, message
 
 
 def test_cosine_warmup_message(tmp_path):
@@ -245,3 +254,5 @@ def test_shipped_numbers_config_loads(monkeypatch):
     cfg = load_config(resolve_config_path("numbers"))
     assert cfg.data.task == "tsv" and cfg.data.split_hyphens is True
     assert (cfg.model.d_model, cfg.train.steps, cfg.train.target_exact_match) == (128, 6000, 0.99)
+    tour = load_config(resolve_config_path("tour_numbers"))
+    assert tour.data.train == cfg.data.train and tour.model.d_model == 64

@@ -47,6 +47,22 @@ def test_valid_and_test_sets_repeat_with_the_seed_and_differ_from_each_other():
     assert a.splits["valid"] != a.splits["test"]
 
 
+def test_the_test_split_can_have_lengths_of_its_own():
+    base = algorithmic("copy")
+    cfg = DataConfig(task="copy", min_len=3, max_len=6, n_valid=200, n_test=200, test_min_len=8, test_max_len=9)
+    longer = AlgorithmicTask(cfg, seed=0)
+    assert {len(s) for s, _ in longer.splits["test"]} == {8, 9}
+    assert all(t == s for s, t in longer.splits["test"])
+    # The validation split keeps the training lengths, and is the same as without the keys.
+    assert longer.splits["valid"] == base.splits["valid"]
+    # 0 means "as in training": the same test split as before the keys existed.
+    same = AlgorithmicTask(DataConfig(task="copy", min_len=3, max_len=6, n_valid=200, n_test=200, test_min_len=0, test_max_len=6), seed=0)
+    assert same.splits == base.splits
+    # Test sequences longer than any training one cannot use up the training space: 3 symbols
+    # of length 2 give 9 sequences, and all 9 test draws are of length 5.
+    AlgorithmicTask(DataConfig(task="copy", n_symbols=3, min_len=2, max_len=2, n_valid=4, n_test=9, test_min_len=5, test_max_len=5), seed=0)
+
+
 def test_batches_are_framed_and_padded_to_the_longest():
     batch = make_batch([[4, 5, 6], [7]], [[8, 9], [10, 11, 12]])
     assert batch.src.tolist() == [[4, 5, 6, EOS], [7, EOS, PAD, PAD]]

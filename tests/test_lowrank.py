@@ -3,8 +3,10 @@ Eckart-Young's error formula and optimality, and the command on a real run."""
 
 import numpy as np
 
+from helpers import small_model_config
 from minitx.cli import main
-from minitx.tools.lowrank import eckart_young, effective_rank, energy, singular_values, truncate
+from minitx.model import Transformer
+from minitx.tools.lowrank import eckart_young, effective_rank, energy, head_maps, heads_table, singular_values, truncate
 from minitx.train import train
 
 
@@ -74,3 +76,27 @@ def test_the_command_on_a_run_and_on_a_zero_update(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "all zero (unchanged)" in out, out
     assert main(["lowrank", str(run), "--k", "0"]) == 2
+    assert main(["lowrank", str(run), "--heads"]) == 0
+    out = capsys.readouterr().out
+    # D = 16, H = 2: K = 8; three attentions of two heads, two maps each.
+    assert "Every one of the 12 maps has rank 8" in out, out
+    assert "256 numbers if stored whole" in out and "2DK = 256 parameters" in out, out
+    assert main(["lowrank", str(run), "--heads", "--base", str(run)]) == 2
+
+
+def test_each_heads_maps_are_the_products_of_its_blocks_and_have_rank_K():
+    model = Transformer(small_model_config(d_model=12, n_heads=3), 7, 9, 0, np.random.default_rng(0), np.float32)
+    maps = head_maps(model)
+    assert len(maps) == 6 * 3  # 2 encoder self, 2 decoder self, 2 cross; 3 heads each
+    name, h, W_VO, W_QK = maps[-1]  # decoder.layers.1.cross_attn, head 2: columns 8 to 11
+    p = {k: v.astype(np.float64) for k, v in model.params.items()}
+    assert np.allclose(W_VO, p[f"{name}.value.W"][:, 8:12] @ p[f"{name}.output.W"][8:12, :], atol=1e-12)
+    assert np.allclose(W_QK, p[f"{name}.query.W"][:, 8:12] @ p[f"{name}.key.W"][:, 8:12].T, atol=1e-12)
+    for name, h, W_VO, W_QK in maps:
+        for M in (W_VO, W_QK):
+            s = singular_values(M)
+            assert s[3] > 1e-3 * s[0] and s[4] < 1e-12 * s[0], f"{name} head {h}: {s}"
+    lines, spectra, K = heads_table(model)
+    assert K == 4 and len(spectra) == 18
+    assert "144 numbers if stored whole" in lines[1] and "2DK = 96 parameters" in lines[1], lines[1]
+    assert lines[-1].startswith("Every one of the 36 maps has rank 4 "), lines[-1]

@@ -201,3 +201,16 @@ def test_greedy_exact_match_read_off_teacher_forcing_equals_real_decoding(tmp_pa
     decoded = train_module.evaluate(model, task, "valid", cfg, decode=greedy)
     assert 0 < decoded["exact_match"] < 1, decoded
     assert shortcut == decoded, (shortcut, decoded)
+
+
+def test_a_checkpoint_from_before_a_config_key_existed_resumes_as_its_default():
+    from minitx.config import Config, config_to_dict
+    from minitx.run import check_compatible
+
+    saved = config_to_dict(Config())
+    del saved["data"]["test_min_len"], saved["data"]["test_max_len"]
+    check_compatible(Config(), json.dumps(saved), "old/checkpoint.npz")  # no error
+    changed = Config()
+    changed.data.test_max_len = 12
+    with pytest.raises(UserError, match="data.test_max_len = 0, the config says 12"):
+        check_compatible(changed, json.dumps(saved), "old/checkpoint.npz")

@@ -26,6 +26,24 @@ fine-tuning makes, W_finetuned - W_base, effectively low rank?
 prints, for every 2-D weight of a run (or, with --base, for every update W_run - W_base), the
 first singular values, energy(k), the effective ranks at 90% and 99%, and checks Eckart-Young:
 the squared error of the rank-k truncation next to the sum of the dropped s_i^2.
+
+    python -m minitx lowrank RUN_DIR --heads [--png]
+
+answers a different question, the one behind "the value map is a low-rank product": per head.
+Head h of an attention reads the input through its K columns of W_V and writes into the
+residual stream through its K rows of W_O (minitx.tools.explain shows one head doing it), so
+what it does to the values it carries is one (D, D) map, the product of a (D, K) and a (K, D)
+block:
+
+    W_VO = W_V[:, c] @ W_O[c, :]        c = h*K ... (h+1)*K - 1          rank at most K
+
+and likewise the bilinear form its scores come from (leaving the biases out):
+
+    W_QK = W_Q[:, c] @ W_K[:, c]^T      score(x, x') = x @ W_QK @ x'^T / sqrt(K)   rank at most K
+
+A (D, D) matrix stored whole costs D^2 numbers; as the two blocks it costs 2DK. Its singular
+values show the rank: K of them are of the size of the weights, and the (K+1)-th and after are
+float64 rounding noise, about 1e-16 of the first, however the model trained.
 """
 
 from dataclasses import dataclass
@@ -34,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from minitx.tools import plots
+from minitx.tools.ablate import attentions
 from minitx.errors import UserError
 
 N_SHOWN = 5  # singular values printed per matrix; the PNG shows them all
@@ -191,8 +210,124 @@ def spectra_figure(spectra, path, title=""):
     return path
 
 
-def run_cli(run_dir, base=None, k=4, png=False):
-    """`minitx lowrank RUN_DIR [--base BASE] [--k N] [--png]`: print the table, draw the PNG."""
+def column_blocks(W, H):
+    """W (D, D) -> (H, D, K): head h's K columns W[:, h*K:(h+1)*K] as block h, the heads on an
+    axis of their own, as split_heads puts them."""
+    D = W.shape[0]
+    return W.reshape(D, H, D // H).transpose(1, 0, 2)  # (H, D, K)
+
+
+def head_maps(model):
+    """[(attention name, head, W_VO (D, D), W_QK (D, D))] for every head of every attention, in
+    float64."""
+    maps = []
+    for name, attn in attentions(model).items():
+        W_Q, W_K, W_V, W_O = (np.asarray(getattr(attn, n).params["W"], dtype=np.float64)
+                              for n in ("query", "key", "value", "output"))
+        D, H = W_Q.shape[0], attn.n_heads
+        W_O_heads = W_O.reshape(H, D // H, D)  # (H, K, D): head h's K rows of W_O
+        W_VO = column_blocks(W_V, H) @ W_O_heads  # (H, D, K) @ (H, K, D) -> (H, D, D)
+        W_QK = column_blocks(W_Q, H) @ column_blocks(W_K, H).transpose(0, 2, 1)  # (H, D, K) @ (H, K, D) -> (H, D, D)
+        maps += [(name, h, W_VO[h], W_QK[h]) for h in range(H)]
+    return maps
+
+
+def numerical_rank(s):
+    """How many singular values stand above float64 rounding of the largest (s sorted)."""
+    return int(np.sum(s > s[0] * 1e-10)) if s[0] > 0 else 0
+
+
+def heads_table(model):
+    """The lines `lowrank --heads` prints, and [(label, s_VO, s_QK)] for the picture."""
+    maps = head_maps(model)
+    D = maps[0][2].shape[0]
+    K = D // next(iter(attentions(model).values())).n_heads
+    lines = [
+        f"Per head: the value-to-output map W_VO = W_V[:, c] @ W_O[c, :] and the query-key map "
+        f"W_QK = W_Q[:, c] @ W_K[:, c]^T, c = the head's K = {K} columns (rows of W_O).",
+        f"Each is (D, D) = ({D}, {D}): {D * D:,} numbers if stored whole, but built from a (D, K) and a "
+        f"(K, D) block: 2DK = {2 * D * K:,} parameters (fewer than D^2 whenever H > 2). Its rank is at most K = {K}: "
+        f"s_{K + 1} and beyond are rounding noise.",
+        "",
+    ]
+    width = max(len(f"{name}.head{h}") for name, h, _, _ in maps)
+    shown = D <= 8  # small enough to print every singular value
+    if shown:
+        head = "  ".join(f"{f's_{i + 1}':>8}" for i in range(D))
+        lines.append(f"{'head':<{width}}  map    {head}  rank")
+    else:
+        lines.append(f"{'head':<{width}}  map    {'s_1':>8}  {f's_{K}':>8}  {f's_{K + 1}':>8}  "
+                     f"{f's_{K + 1}/s_1':>9}  rank")
+    spectra, ranks = [], []
+    for name, h, W_VO, W_QK in maps:
+        label = f"{name}.head{h}"
+        pair = []
+        for which, M in (("W_VO", W_VO), ("W_QK", W_QK)):
+            s = singular_values(M)
+            pair.append(s)
+            ranks.append(numerical_rank(s))
+            if shown:
+                values = "  ".join(f"{v:8.2e}" for v in s)
+            else:
+                values = f"{s[0]:8.3f}  {s[K - 1]:8.3f}  {s[K]:8.1e}  {s[K] / s[0]:9.1e}"
+            lines.append(f"{label:<{width}}  {which}  {values}  {numerical_rank(s):4d}")
+            label = ""
+        spectra.append((f"{name}.head{h}", *pair))
+    lines += ["", f"Every one of the {len(ranks)} maps has rank {min(ranks)}"
+                  + (f" to {max(ranks)}" if max(ranks) != min(ranks) else "")
+                  + f" (singular values above 1e-10 of the largest); K = {K}."]
+    return lines, spectra, K
+
+
+def heads_figure(spectra, K, path, title=""):
+    """Two panels, W_VO and W_QK: every head's s_i / s_1 against i on a log scale, with a line
+    at i = K where the spectrum falls to rounding noise. Returns the path, or None without
+    matplotlib."""
+    fig = plots.new_figure(10, 4)
+    if fig is None:
+        return None
+    axes = fig.subplots(1, 2)
+    for ax, which, col in ((axes[0], "value-to-output W_V[:, c] @ W_O[c, :]", 1),
+                           (axes[1], "query-key W_Q[:, c] @ W_K[:, c]^T", 2)):
+        for entry in spectra:
+            s = entry[col]
+            i = np.arange(1, len(s) + 1)
+            ax.semilogy(i, np.maximum(s / s[0], 1e-18), marker=".", linewidth=0.8, alpha=0.7)
+        ax.axvline(K + 0.5, color="k", linestyle="--", linewidth=1, label=f"K = {K}")
+        ax.set_title(f"{which}\n{len(spectra)} heads", fontsize=9)
+        ax.set_xlabel("i (singular value index)")
+        ax.set_ylabel("s_i / s_1")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def heads_cli(run_dir, png=False):
+    """`minitx lowrank RUN_DIR --heads [--png]`."""
+    from minitx.run import load_run
+
+    _, model, _ = load_run(run_dir, need_data=False)
+    lines, spectra, K = heads_table(model)
+    print("\n".join(lines))
+    if not png:
+        return
+    if not plots.have_matplotlib():
+        print(f"\n{plots.INSTALL_HINT}")
+        return
+    path = Path(run_dir) / "head-spectra.png"
+    heads_figure(spectra, K, path, f"per-head maps of {run_dir}: rank K = {K}")
+    print(f"wrote {path}")
+
+
+def run_cli(run_dir, base=None, k=4, png=False, heads=False):
+    """`minitx lowrank RUN_DIR [--base BASE] [--k N] [--png] [--heads]`: print the table, draw the PNG."""
+    if heads and base:
+        raise UserError("--heads and --base: choose one (--heads looks at one run's heads, --base at an update)")
+    if heads:
+        return heads_cli(run_dir, png)
     if k < 1:
         raise UserError(f"--k {k}: must be a positive integer")
     weights = run_matrices(run_dir, base)

@@ -1,0 +1,321 @@
+"""One attention head, step by step, with the real numbers of one input.
+
+    python -m minitx explain RUN_DIR "3 1 4 1 5" [--kind encoder|decoder|cross] [--layer N] [--head N]
+
+Like `minitx attention`, we first decode the input greedily, then run the model once more on
+(source, <s> + its own output) with teacher forcing. During that pass we record what the chosen
+attention received and returned, without changing its code: as minitx.tools.trace does, we give
+a few module instances their own method attributes, which Python finds before the class's, and
+each records its arguments and result and then returns it unchanged:
+
+    res.branch(x) -> h             the attention's input: the residual stream x after the layer
+                                   norm (pre-norm), or x itself (post-norm)
+    attn.forward(x_q, x_kv, mask)  the whole multi-head attention, y (B, T, D)
+    attn.attention.forward(q, k, v, mask) -> out   its core, every head at once (B, H, T, K)
+    res.merge(x, y) -> x_new       the residual connection that adds y to the stream
+
+Then we recompute the chosen head from the model's own weight arrays, in float64, one formula
+a step, the way the plain layers in minitx/nn/attention.py compute it for every head at once:
+
+    q = x_q @ W_Q[:, c] + b_Q[c]        c = the head's K columns, h*K ... (h+1)*K - 1
+    k = x_kv @ W_K[:, c] + b_K[c]
+    v = x_kv @ W_V[:, c] + b_V[c]
+    scores = q @ k^T / sqrt(K)          masked where the mask says False
+    P = softmax(scores)                 every row sums to 1
+    head_out = P @ v                    lands in columns c of the concatenation
+    share = head_out @ W_O[c, :]        this head's part of y = concat @ W_O + b_O
+
+After each step we compare our numbers with what the model's forward produced and stop with an
+AssertionError if they differ by more than float32 rounding, so this printout cannot drift away
+from the code it explains. On a model wider than fits a screen we print a slice (the first
+columns and rows) and say so; every check still covers the whole arrays.
+
+Shape letters as everywhere in minitx: S source length, T target length, D model width, H heads,
+K = D/H head width. Rows are queries (tokens), columns are dimensions or keys.
+"""
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from minitx.data import detokenize
+from minitx.errors import UserError
+from minitx.nn.attention import MASKED
+
+MAX_COLS = 8  # columns shown per matrix: eight 8-character numbers fit a 100-column terminal
+MAX_ROWS = 12  # tokens shown per matrix
+TOLERANCE = 1e-4  # largest difference from the model's float32 numbers, relative to their size
+
+
+@contextmanager
+def recording(calls):
+    """calls: [(object, method name, key)]. Inside the `with`, each method also stores its
+    arguments and result in the yielded dict under `key` (the last call wins)."""
+    seen = {}
+
+    def recorder(original, key):
+        def record(*args):
+            result = original(*args)
+            seen[key] = (args, result)
+            return result
+        return record
+
+    for obj, method, key in calls:
+        setattr(obj, method, recorder(getattr(obj, method), key))
+    try:
+        yield seen
+    finally:
+        for obj, method, _ in calls:
+            del obj.__dict__[method]  # the class's own method is used again
+
+
+def fmt(value, width=8):
+    """One number, right-aligned in `width` characters; a masked score is shown as -1e9."""
+    return f"{'-1e9':>{width}}" if value <= MASKED / 2 else f"{value:{width}.3f}"
+
+
+def matrix(M, row_labels, col_labels, indent="    "):
+    """M (R, C) -> text lines: column labels on top, row labels on the left, at most
+    MAX_ROWS x MAX_COLS numbers, with a note when we cut."""
+    R, C = M.shape
+    r, c = min(R, MAX_ROWS), min(C, MAX_COLS)
+    left = max(len(label) for label in row_labels[:r]) + 1
+    width = max(8, 1 + max(len(label) for label in col_labels[:c]))  # a space before every label
+    lines = [indent + " " * left + "".join(f"{label:>{width}}" for label in col_labels[:c])]
+    for label, row in zip(row_labels[:r], M[:r]):
+        lines.append(indent + f"{label:>{left - 1}} " + "".join(fmt(x, width) for x in row[:c]))
+    if r < R or c < C:
+        lines.append(indent + f"(showing {r} of {R} rows and {c} of {C} columns)")
+    return lines
+
+
+def agree(what, ours, model):
+    """Assert that our float64 recomputation equals the model's numbers; return the line that
+    says so. A disagreement is a bug in minitx (here or in the layer), not a user error."""
+    ours, model = np.asarray(ours, dtype=np.float64), np.asarray(model, dtype=np.float64)
+    assert ours.shape == model.shape, f"{what}: shape {ours.shape}, the model's {model.shape}"
+    diff = float(np.abs(ours - model).max())
+    scale = max(1.0, float(np.abs(model).max()))
+    assert diff <= TOLERANCE * scale, f"{what}: recomputed differs from the model's by {diff:.3g}"
+    return f"    check: equals {what}, largest difference {diff:.1e}"
+
+
+def layer_norm(x, norm):
+    """The LayerNorm formula of minitx/nn/layernorm.py, in float64."""
+    gamma, beta = (norm.params[k].astype(np.float64) for k in ("gamma", "beta"))
+    mean = x.mean(axis=-1, keepdims=True)  # (L, 1)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # (L, 1)
+    return gamma * (x - mean) / np.sqrt(var + norm.eps) + beta  # (L, D)
+
+
+def f64(a):
+    """We recompute in float64, so that our own rounding is far below the model's float32's."""
+    return np.asarray(a, dtype=np.float64)
+
+
+def softmax(x):
+    """The stable softmax of minitx/nn/attention.py, over the last axis."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class Site:
+    """Where the chosen attention sits: its layer, the module, its residual and labels."""
+
+    title: str
+    layer: object
+    attn: object
+    res: object
+    query_side: str  # what the queries read
+    kv_side: str  # what the keys and values read
+
+
+def find(model, kind, layer):
+    stack = model.encoder.layers if kind == "encoder" else model.decoder.layers
+    side = "encoder" if kind == "encoder" else "decoder"
+    if not 0 <= layer < len(stack):
+        raise UserError(f"--layer {layer}: this model's {side} has layers 0 to {len(stack) - 1}")
+    L = stack[layer]
+    if kind == "encoder":
+        return Site(f"encoder self-attention, encoder layer {layer}", L, L.self_attn, L.res_self,
+                    "the source tokens' residual stream", "the same vectors")
+    if kind == "decoder":
+        return Site(f"decoder self-attention, decoder layer {layer}", L, L.self_attn, L.res_self,
+                    "the decoder's residual stream", "the same vectors")
+    return Site(f"cross-attention, decoder layer {layer}", L, L.cross_attn, L.res_cross,
+                "the decoder's residual stream", "the encoder's output, memory (S, D)")
+
+
+def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the run"):
+    """The step-by-step account of one head on one input, as a list of lines."""
+    from minitx.tools.show import look
+
+    site = find(model, kind, layer)
+    attn, res = site.attn, site.res
+    H = attn.n_heads
+    if not 0 <= head < H:
+        raise UserError(f"--head {head}: this model has heads 0 to {H - 1}")
+    D = attn.query.params["W"].shape[0]
+    K = D // H
+    c = slice(head * K, (head + 1) * K)
+    cols = f"{head * K}:{(head + 1) * K}"
+    pre = res.pre
+
+    calls = [(res, "branch", "branch"), (res, "merge", "merge"), (attn, "forward", "attn"),
+             (attn.attention, "forward", "core")]
+    with recording(calls) as seen:
+        src_tokens, out_tokens, maps = look(model, task, cfg, text)
+    (x_stream,), h_model = seen["branch"]
+    (x_q, x_kv, mask), y_model = seen["attn"]
+    (q_model, k_model, v_model, _), out_model = seen["core"]
+    (_, f_merged), x_new = seen["merge"]
+    P_model = attn.attn  # (1, H, T, S)
+
+    in_tokens = maps["decoder"].cols  # <s> y1 ... : what the decoder reads
+    if kind == "encoder":
+        rows = keys = src_tokens
+    else:
+        rows = [f"{a}→{b}" for a, b in zip(in_tokens, out_tokens)]
+        keys = src_tokens if kind == "cross" else in_tokens
+    dims = [f"d{i}" for i in range(D)]
+    # Column labels: d for the model's D dimensions, q, k, v for a head's K, c for the
+    # concatenation's D columns (head g's are c[g*K] ... c[(g+1)*K - 1]).
+    per_head = {name: [f"{name}{i}" for i in range(K)] for name in "qkv"}
+    concat_cols = [f"c{i}" for i in range(D)]
+    W = {n: f64(getattr(attn, n).params["W"]) for n in ("query", "key", "value", "output")}
+    b = {n: f64(getattr(attn, n).params["b"]) for n in ("query", "key", "value", "output")}
+
+    output = [t for t in out_tokens if t != "</s>"]
+    lines = [
+        f"{site.title}, head {head}, in {run_name} (D = {D}, H = {H}, K = D/H = {K})",
+        f"input:  {detokenize(src_tokens[:-1])}",
+        f"output: {detokenize(output)}   (decoded greedily; then one teacher-forced pass over "
+        f"<s> + the output, as `minitx attention` does)",
+    ]
+    if kind != "encoder":
+        lines.append("Decoder rows are labelled 'a→b': position t reads token a and its output predicts b.")
+    lines.append("Every number is recomputed here in float64 from the run's weights and checked against "
+                 "the model's own float32 forward.")
+    if D > MAX_COLS or len(rows) > MAX_ROWS or len(keys) > MAX_ROWS:
+        lines.append(f"This model is wider than a screen: each matrix shows at most its first {MAX_ROWS} rows "
+                     f"and {MAX_COLS} columns (configs/explain.yaml's D = 8 fits whole); every check covers "
+                     f"the whole arrays.")
+
+    # Step 1: the inputs.
+    x = f64(x_stream[0])  # (L, D): the residual stream before this sub-layer
+    h = f64(h_model[0])  # (L, D)
+    lines += ["", f"1. The input vectors. This attention reads {site.query_side} x, "
+                  f"{'after its layer norm (pre-norm): h = norm(x)' if pre else 'as it is (post-norm): h = x'}, "
+                  f"(rows, D) = {h.shape}"]
+    lines += ["  x, the residual stream:"] + matrix(x, rows, dims)
+    if pre:
+        h_ours = layer_norm(x, res.norm)  # (L, D)
+        lines += ["  h = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta, each row on its own:"]
+        lines += matrix(h_ours, rows, dims) + [agree("res.branch(x), the model's h", h_ours, h)]
+    x_q64, x_kv64 = f64(x_q[0]), f64(x_kv[0])  # (T, D), (S, D)
+    if kind == "cross":
+        lines += [f"  The keys and values read {site.kv_side} = {x_kv64.shape}:"]
+        lines += matrix(x_kv64, keys, dims)
+
+    # Step 2: this head's projections.
+    src_name = "memory" if kind == "cross" else "h"
+    q = x_q64 @ W["query"][:, c] + b["query"][c]  # (T, K)
+    k = x_kv64 @ W["key"][:, c] + b["key"][c]  # (S, K)
+    v = x_kv64 @ W["value"][:, c] + b["value"][c]  # (S, K)
+    lines += ["", f"2. This head's query, key and value: columns {cols} of W_Q, W_K and W_V, "
+                  f"each (D, K) = ({D}, {K}); head g owns columns g*K to (g+1)*K - 1 of each."]
+    lines += [f"  q = h @ W_Q[:, {cols}] + b_Q[{cols}]   (rows, K) = {q.shape}"]
+    lines += matrix(q, rows, per_head["q"]) + [agree(f"the model's q[:, {head}] (split_heads of query(h))", q, q_model[0, head])]
+    lines += [f"  k = {src_name} @ W_K[:, {cols}] + b_K[{cols}]   (keys, K) = {k.shape}"]
+    lines += matrix(k, keys, per_head["k"]) + [agree(f"the model's k[:, {head}]", k, k_model[0, head])]
+    lines += [f"  v = {src_name} @ W_V[:, {cols}] + b_V[{cols}]   (keys, K) = {v.shape}"]
+    lines += matrix(v, keys, per_head["v"]) + [agree(f"the model's v[:, {head}]", v, v_model[0, head])]
+
+    # Steps 3 to 6: scores, scaling, mask, softmax.
+    scores = q @ k.T  # (T, S)
+    lines += ["", "3. scores = q @ k^T: row t, column s is the dot product q_t . k_s   (rows, keys) "
+                  f"= {scores.shape}"] + matrix(scores, rows, keys)
+    scaled = scores / math.sqrt(K)  # (T, S)
+    lines += ["", f"4. Divided by sqrt(K) = sqrt({K}) = {math.sqrt(K):.4g}, so the scores of a random "
+                  f"head have about unit size whatever K is (scripts/lab_scaling.py shows why):"]
+    lines += matrix(scaled, rows, keys)
+    allowed = np.broadcast_to(mask, P_model.shape)[0, head] if mask is not None else np.ones(scaled.shape, bool)  # (T, S)
+    masked = np.where(allowed, scaled, MASKED)  # (T, S)
+    if kind == "decoder":
+        why = ("the causal mask: position t may read positions 0..t only, never the future it has "
+               "not written yet" if model.causal else "model.causal is false: no causal mask, every "
+               "position may read every other, the future included")
+    else:
+        why = "the padding mask only: every real source token may be read"
+    n_masked = int((~allowed).sum())
+    lines += ["", f"5. The mask: {why}. {n_masked} of {allowed.size} scores are set to "
+                  f"-1e9 (MASKED) before the softmax, so their weight becomes exactly 0 and each row still sums to 1."]
+    if n_masked:
+        lines += matrix(masked, rows, keys)
+    P = softmax(masked)  # (T, S)
+    lines += ["", "6. P = softmax of each row: exp(score - row max) / sum of the row's exps. "
+                  "These are the attention weights `minitx attention` draws."]
+    lines += matrix(P, rows, keys)
+    lines += [f"    row sums: {' '.join(f'{s:.3f}' for s in P.sum(axis=1)[:MAX_ROWS])}"]
+    lines += [agree(f"the model's .attn[:, {head}]", P, P_model[0, head])]
+
+    # Step 7: the weighted sum of the values.
+    head_out = P @ v  # (T, K)
+    t = int(P.max(axis=1).argmin())  # the row that mixes the most values
+    first, second = np.argsort(-P[t])[:2]
+    lines += ["", f"7. head_out = P @ v: each row is a weighted average of the value rows   (rows, K) = {head_out.shape}",
+              f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{first}] + {P[t, second]:.3f} x v[{second}] + ...: "
+              f"its two largest weights, on the values of key {first} ({keys[first]}) and key {second} ({keys[second]})"]
+    lines += matrix(head_out, rows, per_head["v"]) + [agree(f"the model's attention core output[:, {head}]", head_out, out_model[0, head])]
+
+    # Step 8: the concatenation.
+    concat = f64(out_model[0]).transpose(1, 0, 2).reshape(len(rows), D)  # (T, D): merge_heads
+    lines += ["", f"8. The concatenation of all {H} heads, (rows, D) = {concat.shape}: head {head}'s output "
+                  f"fills columns {cols} (head g fills g*K to (g+1)*K - 1)"]
+    if D <= MAX_COLS:
+        lines += ["  concat, every head:"] + matrix(concat, rows, concat_cols)
+    else:
+        lines += [f"  concat[:, {cols}]:"] + matrix(concat[:, c], rows, concat_cols[c])
+    lines += [agree(f"our head_out, as concat[:, {cols}]", head_out, concat[:, c])]
+
+    # Step 9: W_O's block.
+    W_O_rows = W["output"][c]  # (K, D)
+    lines += ["", f"9. W_O is (D, D) = ({D}, {D}); rows {cols} are the ones that meet this head's columns "
+                  f"of concat, because concat @ W_O = sum over heads g of head_out_g @ W_O[g-th K rows]. "
+                  f"W_O[{cols}, :] (K, D) = {W_O_rows.shape}:"]
+    lines += matrix(W_O_rows, concat_cols[c], dims)
+
+    # Step 10: this head's share of the output, and the whole output.
+    share = head_out @ W_O_rows  # (T, D)
+    # Every head's share at once: head g's (T, K) output times its (K, D) block of W_O.
+    shares = f64(out_model[0]) @ W["output"].reshape(H, K, D)  # (H, T, K) @ (H, K, D) -> (H, T, D)
+    y = shares.sum(axis=0) + b["output"]  # (T, D)
+    lines += ["", f"10. This head's share of the attention's output: head_out @ W_O[{cols}, :]   "
+                  f"(rows, D) = {share.shape}"]
+    lines += matrix(share, rows, dims)
+    lines += [f"  The attention's output y = sum of the {H} heads' shares + b_O:"]
+    lines += matrix(y, rows, dims) + [agree("the model's MultiHeadAttention output (concat @ W_O + b_O)", y, y_model[0])]
+
+    # Step 11: the residual connection.
+    x_new64 = f64(x_new[0])  # (L, D)
+    if pre:
+        lines += ["", "11. The residual connection adds y to the stream (pre-norm; no dropout in evaluation): "
+                      "x_new = x + y. So y is the change made to each token's vector, and this head's share "
+                      "(step 10) is its part of that change. x_new, what the next sub-layer reads:"]
+        lines += matrix(x_new64, rows, dims) + [agree("x_new from res.merge, minus x", y, x_new64 - x)]
+    else:
+        lines += ["", "11. The residual connection (post-norm): x_new = norm(x + y). The head's share "
+                      "enters through x + y, and the layer norm then rescales each whole row. x_new:"]
+        lines += matrix(x_new64, rows, dims) + [agree("res.merge's x_new", layer_norm(x + y, res.norm), x_new64)]
+    assert np.array_equal(f64(f_merged[0]), f64(y_model[0])), "res.merge did not receive the attention's output"
+    return lines
+
+
+def explain_command(run_dir, text, kind="cross", layer=0, head=0):
+    from minitx.run import load_run
+
+    cfg, model, task = load_run(run_dir, need_data=False, fused=False)
+    print("\n".join(explain(model, task, cfg, text, kind, layer, head, run_name=str(run_dir))))
