@@ -5,10 +5,15 @@
 
 Each file starts with the command line, as a reader would type it from the repository root, and
 holds everything it printed. The pictures the commands draw (with matplotlib installed) are
-copied to docs/tour/images/. docs/tour.md includes these files rather than pasting output by
-hand, so what the page shows is what the code prints.
+copied to docs/tour/images/.
+
+Then it fills docs/tour.md: every block between `<!-- output NAME -->` (or
+`<!-- output NAME lines 1-7,35-104 -->`, to show some lines of the file, "..." marking the
+gaps) and `<!-- /output -->` is replaced by that file's lines, so what the page shows is what the
+code prints. tests/test_tour.py checks that the page and the files agree.
 """
 
+import re
 import shutil
 import sys
 import time
@@ -21,6 +26,48 @@ from tour import COMMANDS, REPO_ROOT, RUNS, run_command  # noqa: E402
 OUTPUTS = REPO_ROOT / "docs" / "tour" / "outputs"
 IMAGES = REPO_ROOT / "docs" / "tour" / "images"
 PICTURES = ["{numbers}/head-spectra.png", "{numbers}/embeddings-source.png", "{numbers}/embeddings-source-change.png"]
+PAGE = REPO_ROOT / "docs" / "tour.md"
+BLOCK = re.compile(r"<!-- output (?P<name>[\w-]+)(?: lines (?P<lines>[\d,-]+))? -->\n(?P<body>.*?)<!-- /output -->", re.S)
+
+
+def selected_lines(text, spec):
+    """The lines of an output file that a block shows: all, or the 1-based ranges in `spec`
+    ("1-7,35-104"), with "..." where lines are left out."""
+    lines = text.rstrip("\n").split("\n")
+    if not spec:
+        return lines
+    shown, last = [], 0
+    for part in spec.split(","):
+        first, _, end = part.partition("-")
+        first, end = int(first), int(end or first)
+        if not 1 <= first <= end <= len(lines):
+            raise ValueError(f"lines {part} is outside the {len(lines)} lines of the output")
+        if first > last + 1:
+            shown.append("...")
+        shown += lines[first - 1 : end]
+        last = end
+    if last < len(lines):
+        shown.append("...")
+    return shown
+
+
+def render_block(name, spec):
+    """The text between a block's markers: the selected lines of OUTPUTS/name.txt, fenced."""
+    text = (OUTPUTS / f"{name}.txt").read_text()
+    return "```\n" + "\n".join(selected_lines(text, spec)) + "\n```\n"
+
+
+def fill_page(page=PAGE):
+    """Rewrite every output block of the tour page from the output files; returns how many."""
+    text = page.read_text()
+    count = len(BLOCK.findall(text))
+    def fill(m):
+        lines = f" lines {m.group('lines')}" if m.group("lines") else ""
+        return f"<!-- output {m.group('name')}{lines} -->\n{render_block(m.group('name'), m.group('lines'))}<!-- /output -->"
+
+    filled = BLOCK.sub(fill, text)
+    page.write_text(filled)
+    return count
 
 
 def main():
@@ -41,6 +88,7 @@ def main():
             shutil.copy(path, IMAGES / path.name)
             print(f"copied {path.relative_to(REPO_ROOT)} to {(IMAGES / path.name).relative_to(REPO_ROOT)}")
     print(f"wrote {len(COMMANDS)} files to {OUTPUTS.relative_to(REPO_ROOT)}")
+    print(f"filled {fill_page()} output blocks of {PAGE.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":

@@ -46,10 +46,10 @@ def headings(path):
     return anchors
 
 
-def doc_links():
+def doc_links(doc=DOC):
     """(line number in the doc, link text, target) for every link outside code blocks."""
     links, fenced = [], False
-    for number, line in enumerate(DOC.read_text().splitlines(), start=1):
+    for number, line in enumerate(doc.read_text().splitlines(), start=1):
         if line.startswith("```"):
             fenced = not fenced
             continue
@@ -87,15 +87,17 @@ def names_symbol(path, lines, first, last, name):
     return None
 
 
-def check_link(number, text, target):
+def check_link(number, text, target, doc=DOC):
     """None if the link is sound, else a message naming it."""
-    where = f"docs/backward.md:{number}: [{text}]({target})"
+    where = f"{doc.relative_to(ROOT)}:{number}: [{text}]({target})"
     if re.match(r"^[a-z]+:", target):
         return None  # an external address: not ours to check offline
     path_part, _, anchor = target.partition("#")
-    path = (DOC.parent / path_part).resolve() if path_part else DOC
+    path = (doc.parent / path_part).resolve() if path_part else doc
     if not path.exists():
         return f"{where}: {path_part} does not exist"
+    if path.suffix in (".png", ".jpg", ".svg"):
+        return None  # a picture: that it exists is all there is to check
     if path.suffix == ".md":
         if anchor and anchor not in headings(path):
             return f"{where}: no heading with anchor #{anchor} in {path.name}"
@@ -134,6 +136,14 @@ def test_every_link_resolves_and_lands_on_what_it_names():
     assert len(links) > 50, f"found only {len(links)} links: has the link syntax changed?"
     problems = [p for p in (check_link(*link) for link in links) if p]
     assert not problems, "stale links in docs/backward.md:\n" + "\n".join(problems)
+
+
+def test_the_tours_code_links_land_on_what_they_name_too():
+    tour = ROOT / "docs" / "tour.md"
+    links = doc_links(tour)
+    assert len(links) > 20, f"found only {len(links)} links in docs/tour.md"
+    problems = [p for p in (check_link(*link, doc=tour) for link in links) if p]
+    assert not problems, "stale links in docs/tour.md:\n" + "\n".join(problems)
 
 
 def test_every_code_link_has_a_line_anchor():

@@ -71,3 +71,16 @@ def test_every_command_has_its_output_file_with_todays_command_line():
         assert path.is_file(), f"{path} missing: run `make tour` and scripts/make_tour_outputs.py"
         first = path.read_text().splitlines()[0]
         assert first == "$ " + command_line(args, runs), f"{path.name} was written by another command: {first}"
+
+
+def test_the_tour_page_shows_exactly_the_output_files():
+    import make_tour_outputs
+
+    text = make_tour_outputs.PAGE.read_text()
+    blocks = list(make_tour_outputs.BLOCK.finditer(text))
+    assert len(blocks) >= 10, f"docs/tour.md has only {len(blocks)} output blocks"
+    for block in blocks:
+        name, lines = block.group("name"), block.group("lines")
+        assert block.group("body") == make_tour_outputs.render_block(name, lines), (
+            f"docs/tour.md's block of {name} ({lines or 'all lines'}) differs from docs/tour/outputs/{name}.txt: "
+            "run scripts/make_tour_outputs.py")
