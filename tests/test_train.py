@@ -4,6 +4,7 @@ is exact, and no interruption loses work."""
 import json
 import os
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -201,3 +202,58 @@ def test_greedy_exact_match_read_off_teacher_forcing_equals_real_decoding(tmp_pa
     decoded = train_module.evaluate(model, task, "valid", cfg, decode=greedy)
     assert 0 < decoded["exact_match"] < 1, decoded
     assert shortcut == decoded, (shortcut, decoded)
+
+
+def test_elapsed_s_continues_across_a_resume(tmp_path, monkeypatch):
+    # A fake clock that advances one second per training step makes the times exact: without
+    # the saved elapsed_s, the resumed session would start again from 0 s.
+    clock = {"now": 0.0}
+    real_step = train_module.train_step
+
+    def step_taking_one_second(*args):
+        clock["now"] += 1.0
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(train_module, "train_step", step_taking_one_second)
+    press_ctrl_c_during_step(monkeypatch, 15)  # wraps the one-second step
+    with pytest.raises(Interrupted):
+        run(tmp_path, "r", steps=20, every=10)
+    saved = float(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["elapsed_s"])
+    assert saved == 15.0, saved
+
+    monkeypatch.setattr(train_module, "train_step", step_taking_one_second)
+    run(tmp_path, "r", steps=20, every=10, resume=True)
+    times = [(r["step"], r["elapsed_s"]) for r in metrics(tmp_path / "r")]
+    assert times == [(10, 10.0), (20, 20.0)], times
+
+
+def test_an_evaluation_logged_after_the_last_checkpoint_is_not_duplicated_on_resume(tmp_path, monkeypatch, capsys):
+    # Evaluate every 5 steps but checkpoint every 10, and crash hard (no Ctrl-C, no last save)
+    # during step 17: metrics.jsonl then holds the evaluation of step 15, the checkpoint step 10.
+    extra = ["train.checkpoint_every=10"]
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def crash_at_17(*args):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise RuntimeError("simulated crash")
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", crash_at_17)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tmp_path, "r", steps=20, every=5, extra=extra)
+    assert [r["step"] for r in metrics(tmp_path / "r")] == [5, 10, 15]
+    assert int(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["step"]) == 10
+
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    capsys.readouterr()
+    run(tmp_path, "r", steps=20, every=5, extra=extra, resume=True)
+    assert "dropped 1 evaluation(s) logged after the checkpoint's step 10" in capsys.readouterr().out
+    resumed = metrics(tmp_path / "r")
+    assert [r["step"] for r in resumed] == [5, 10, 15, 20], resumed
+    # And the rows are those of a run that never crashed.
+    straight = metrics(run(tmp_path, "straight", steps=20, every=5, extra=extra))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+    assert strip(resumed) == strip(straight)
