@@ -33,9 +33,21 @@ def build_model(cfg, task, dtype=np.float32):
 
 
 def build_optimizer(cfg, params, names=None):
+    """Adam or AdamW (train.optimizer) over `params`; only `names`, if given, are trained.
+
+    Weight decay (train.weight_decay) applies to weight matrices only: the parameters with two
+    axes, which are every W (attention projections, feed-forward, an untied output layer), the
+    embeddings (and so the tied output) and LoRA's A and B. Layer-norm gains (gamma) and shifts
+    (beta) and every bias (b) are one-axis vectors and are never decayed. Decay pulls towards
+    zero, which for a gain means towards switching its feature off rather than towards its
+    neutral value 1, and a bias or shift has D numbers, not D * D, so it adds no capacity worth
+    restraining. This is the rule of BERT and GPT-2 (nanoGPT decays exactly the >= 2-axis
+    parameters); tests/test_optim.py checks it on a real model."""
     t = cfg.train
     cls = AdamW if t.optimizer == "adamw" else Adam
-    return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names)
+    trained = list(params) if names is None else names
+    decay = [n for n in trained if params[n].ndim >= 2]
+    return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names, decay=decay)
 
 
 def choose_run_dir(config_path, out, resume):
