@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from tqdm import tqdm
 
 from minitx.data import EOS, PAD
-from minitx.decode import greedy, length_limit
+from minitx.decode import emittable, greedy, length_limit
 from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
@@ -62,17 +62,18 @@ def greedy_would_match(logits, batch, max_len):
     token is the teacher-forced argmax at that position. By induction, greedy reproduces the
     target, </s> included, if and only if the teacher-forced argmax is right at every position
     and the target fits in the decoding length limit. At the first wrong argmax, greedy emits
-    that same wrong token. (tests/test_train.py checks this against real decoding.)"""
+    that same wrong token. The argmax is greedy's own: never <pad> or <s> (decode.emittable).
+    (tests/test_train.py checks this against real decoding.)"""
     valid = batch.tgt_out != PAD  # (B, T)
-    right = (logits.argmax(axis=-1) == batch.tgt_out) | ~valid  # (B, T)
+    right = (emittable(logits).argmax(axis=-1) == batch.tgt_out) | ~valid  # (B, T)
     return right.all(axis=1) & (valid.sum(axis=1) <= max_len)
 
 
 def evaluate(model, task, split, cfg, decode=None):
     """Teacher-forced loss and token accuracy, plus exact match of decoded outputs.
 
-    token_acc: fraction of target tokens (</s> included) whose argmax prediction is right when
-    the decoder is given the true prefix. exact_match: fraction of sequences whose decoded
+    token_acc: fraction of target tokens (</s> included) whose argmax prediction (never <pad> or
+    <s>, as in decoding) is right when the decoder is given the true prefix. exact_match: fraction of sequences whose decoded
     output, up to and including its first </s>, equals the target and </s>. decode(model, src,
     max_len) is the decoding function; None means greedy, whose exact match we read off the
     teacher-forced pass (greedy_would_match) instead of decoding: the same number, far faster.
@@ -88,7 +89,7 @@ def evaluate(model, task, split, cfg, decode=None):
         logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
         valid = batch.tgt_out != PAD
         loss_sum += ce.forward(logits, batch.tgt_out) * valid.sum()
-        correct += int(((logits.argmax(-1) == batch.tgt_out) & valid).sum())
+        correct += int(((emittable(logits).argmax(-1) == batch.tgt_out) & valid).sum())
         tokens += int(valid.sum())
         max_len = length_limit(model, batch.src.shape[1] + cfg.eval.max_decode_extra)
         if decode is None:

@@ -257,3 +257,17 @@ def test_an_evaluation_logged_after_the_last_checkpoint_is_not_duplicated_on_res
     straight = metrics(run(tmp_path, "straight", steps=20, every=5, extra=extra))
     strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
     assert strip(resumed) == strip(straight)
+
+
+def test_the_teacher_forced_shortcut_skips_pad_and_bos_as_greedy_does():
+    # Target "5 6 </s>". At position 1 the model rates <pad> highest and 6 second: greedy never
+    # chooses <pad>, so it still writes 6, and the shortcut must agree.
+    from minitx.data import make_batch
+
+    batch = make_batch([[4]], [[5, 6]])  # tgt_out (1, 3) = 5 6 </s>
+    logits = np.zeros((1, 3, 8))
+    logits[0, 0, 5] = logits[0, 1, 6] = logits[0, 2, 2] = 1.0
+    logits[0, 1, 0] = 3.0  # <pad>
+    assert train_module.greedy_would_match(logits, batch, max_len=3).tolist() == [True]
+    logits[0, 1, 7] = 2.0  # a real token above 6: now greedy goes wrong, and so does the shortcut
+    assert train_module.greedy_would_match(logits, batch, max_len=3).tolist() == [False]
