@@ -23,26 +23,31 @@ def cmd_train(args):
 def cmd_eval(args):
     from minitx.decode import decoder_for
     from minitx.run import load_run
-    from minitx.train import evaluate
+    from minitx.train import cut_note, evaluate
 
-    cfg, model, task = load_run(args.run_dir)
+    cfg, model, task = load_run(args.run_dir, max_output_len=args.max_len)
     if args.split not in task.splits:
         raise UserError(f"--split {args.split}: no such split (choose from {', '.join(task.splits)})")
     beam = args.beam or cfg.eval.beam
     metrics = evaluate(model, task, args.split, cfg, decoder_for(beam, cfg.eval.length_penalty))
     print(json.dumps({"split": args.split, "beam": beam, **metrics}))
+    if cut_note(metrics, "it with --max-len"):
+        print(f"minitx: {cut_note(metrics, 'it with --max-len')}", file=sys.stderr)
 
 
 def cmd_translate(args):
     from minitx.decode import decoder_for
     from minitx.run import load_run
-    from minitx.data import detokenize, encode_input
+    from minitx.data import EOS, detokenize, encode_input
 
-    cfg, model, task = load_run(args.run_dir, need_data=False)
+    cfg, model, task = load_run(args.run_dir, need_data=False, max_output_len=args.max_len)
     src = encode_input(args.text, cfg, task)  # (1, S)
     beam = args.beam or cfg.eval.beam
-    out = decoder_for(beam, cfg.eval.length_penalty)(model, src, src.shape[1] + cfg.eval.max_decode_extra)
-    print(detokenize(task.tgt_vocab.decode(out[0].tolist())))
+    out = decoder_for(beam, cfg.eval.length_penalty)(model, src, cfg.eval.max_output_len)[0].tolist()
+    print(detokenize(task.tgt_vocab.decode(out)))
+    if EOS not in out:
+        print(f"minitx: note: the output reached the length limit of {len(out)} tokens without </s>; "
+              f"if it should be longer, raise it with --max-len", file=sys.stderr)
 
 
 def cmd_gradcheck(args):
@@ -136,6 +141,7 @@ def build_parser():
         else:
             p.add_argument("--split", default="test", help="valid or test (default test)")
         p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
+        p.add_argument("--max-len", type=count(1), default=0, help="longest output to decode, </s> included (default: the run's eval.max_output_len)")
 
     parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
 

@@ -117,6 +117,10 @@ def make_batch(src_ids, tgt_ids):
 class Task:
     """Pairs of token lists: a training sampler plus fixed validation and test sets."""
 
+    # Tokens in the longest training target (without </s>), from which decoding's length limit
+    # is worked out; None when the training data is not at hand.
+    longest_target = None
+
     def __init__(self, src_vocab, tgt_vocab, splits, split_hyphens=False):
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.splits = splits  # name -> list of (src tokens, tgt tokens)
@@ -141,6 +145,7 @@ class AlgorithmicTask(Task):
     def __init__(self, cfg, seed):
         self.kind, self.n_symbols = cfg.task, cfg.n_symbols
         self.min_len, self.max_len = cfg.min_len, cfg.max_len
+        self.longest_target = cfg.max_len  # copy, reverse and sort keep the length
         symbols = [str(i) for i in range(cfg.n_symbols)]
         vocab = Vocab(SPECIALS + symbols)
         # Held-out sets come from their own seeds, so they do not shift with the training stream.
@@ -231,6 +236,7 @@ class TsvTask(Task):
         src_vocab = Vocab.build(s for s, _ in splits["train"])
         tgt_vocab = Vocab.build(t for _, t in splits["train"])
         self.train_ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in splits["train"]]
+        self.longest_target = max(len(t) for _, t in splits["train"])
         super().__init__(src_vocab, tgt_vocab, splits, cfg.split_hyphens)
 
     def train_batch(self, rng, batch_size):

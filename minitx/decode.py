@@ -26,6 +26,8 @@ Shape letters as everywhere in minitx: B inputs, S source length, D model width,
 K head width, V target vocabulary, t the number of target positions decoded so far.
 """
 
+import math
+
 import numpy as np
 
 from minitx.data import BOS, EOS, PAD
@@ -127,6 +129,20 @@ def emittable(scores):
     scores = scores.copy()
     scores[..., NEVER_EMITTED] = -np.inf
     return scores
+
+
+def output_limit(cfg, task):
+    """(limit, why): how many tokens, </s> included, decoding may write for this config and
+    data. eval.max_output_len if set; else eval.output_margin times the longest training target
+    with its </s>, rounded up, and at most model.max_len, the rows of the positional table."""
+    e, table = cfg.eval, cfg.model.max_len
+    if e.max_output_len:
+        return e.max_output_len, "eval.max_output_len"
+    if task.longest_target is None:
+        return table, "model.max_len, without the training data to work out a shorter one"
+    wanted = math.ceil(e.output_margin * (task.longest_target + 1))
+    why = f"eval.output_margin {e.output_margin:g} x the longest training target, {task.longest_target} tokens + </s>"
+    return (wanted, why) if wanted <= table else (table, f"model.max_len; {why}, would be {wanted}")
 
 
 def length_limit(model, max_len):

@@ -20,6 +20,7 @@ import numpy as np
 from minitx import checkpoint, lora
 from minitx.config import LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
 from minitx.data import PAD, Task, Vocab, load_task
+from minitx.decode import output_limit
 from minitx.errors import UserError
 from minitx.model import Transformer, layer_set
 from minitx.optim import Adam, AdamW
@@ -75,6 +76,9 @@ class Run:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.ckpt_path = self.run_dir / checkpoint.CHECKPOINT
         self.task = load_task(cfg)
+        # How long an output may be comes from the data unless the config says; the run's
+        # config.yaml records the number.
+        cfg.eval.max_output_len, self.output_limit_why = output_limit(cfg, self.task)
         self.model = build_model(cfg, self.task)
         self.loss = layer_set(cfg.model.fused).cross_entropy(PAD, cfg.train.label_smoothing)
         self.base_fingerprint = None
@@ -176,6 +180,7 @@ def start_run(config_path, overrides=(), out=None, resume=False):
         run.drop_metrics_after_checkpoint()
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
+    print(f"outputs are decoded up to {cfg.eval.max_output_len} tokens, </s> included ({run.output_limit_why})")
     if cfg.lora.base_run:
         what = (f"LoRA rank {cfg.lora.rank} adapters on {', '.join(cfg.lora.targets)}: {run.adapters.n_params():,} "
                 f"trained parameters, {run.model.n_params():,} frozen" if run.adapters is not None
@@ -264,13 +269,14 @@ def check_compatible(cfg, saved_json, where):
                 )
 
 
-def load_run(run_dir, need_data=True, fused=None):
+def load_run(run_dir, need_data=True, fused=None, max_output_len=0):
     """A trained run for inference: (cfg, model, task), from config.yaml and checkpoint.npz.
 
     need_data=False (translating, looking at attention) takes the vocabularies saved in the
     checkpoint, so a run works from any directory and without its training files; the task
     then has vocabularies but no held-out splits. fused: build the model plain (False) or fused
-    (True) whatever the run was trained with; None keeps the run's own model.fused."""
+    (True) whatever the run was trained with; None keeps the run's own model.fused.
+    max_output_len: decode up to this many tokens instead of the run's eval.max_output_len."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a run directory")
@@ -280,6 +286,10 @@ def load_run(run_dir, need_data=True, fused=None):
     cfg = load_config(cfg_path, check_files=False)  # load_task below names a missing file
     if fused is not None:
         cfg.model.fused = fused
+    if max_output_len > cfg.model.max_len:
+        raise UserError(f"--max-len {max_output_len}: more than this run's model.max_len ({cfg.model.max_len}), "
+                        f"the longest output its positional table covers")
+    cfg.eval.max_output_len = max_output_len or cfg.eval.max_output_len
     ckpt_path = run_dir / checkpoint.CHECKPOINT
     arrays = checkpoint.load(ckpt_path)
     if need_data or cfg.lora.enabled:
@@ -297,4 +307,5 @@ def load_run(run_dir, need_data=True, fused=None):
         model = build_model(cfg, task)
         load_params(model, arrays, ckpt_path, cfg_path)
     model.train(False)
+    cfg.eval.max_output_len = output_limit(cfg, task)[0]  # a config.yaml that says 0 still gets a number
     return cfg, model, task

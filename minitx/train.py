@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from tqdm import tqdm
 
 from minitx.data import EOS, PAD
-from minitx.decode import emittable, greedy, length_limit
+from minitx.decode import emittable, greedy, length_limit, output_limit
 from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
@@ -69,36 +69,61 @@ def greedy_would_match(logits, batch, max_len):
     return right.all(axis=1) & (valid.sum(axis=1) <= max_len)
 
 
+def greedy_would_be_cut(logits, batch, max_len):
+    """(B,) bool: whether greedy decoding would write the first max_len tokens of a target that
+    is longer than that, and so be cut at the limit before its </s>. By the same induction as
+    greedy_would_match, these are exactly the outputs the limit turns from right to wrong. An
+    output that goes wrong before the limit may reach it too, unseen here: it is wrong anyway."""
+    valid = batch.tgt_out != PAD  # (B, T)
+    right = (emittable(logits).argmax(axis=-1) == batch.tgt_out) | ~valid  # (B, T)
+    return right[:, :max_len].all(axis=1) & (valid.sum(axis=1) > max_len)
+
+
 def evaluate(model, task, split, cfg, decode=None):
     """Teacher-forced loss and token accuracy, plus exact match of decoded outputs.
 
     token_acc: fraction of target tokens (</s> included) whose argmax prediction (never <pad> or
-    <s>, as in decoding) is right when the decoder is given the true prefix. exact_match: fraction of sequences whose decoded
-    output, up to and including its first </s>, equals the target and </s>. decode(model, src,
-    max_len) is the decoding function; None means greedy, whose exact match we read off the
-    teacher-forced pass (greedy_would_match) instead of decoding: the same number, far faster.
+    <s>, as in decoding) is right when the decoder is given the true prefix. exact_match:
+    fraction of sequences whose decoded output, up to and including its first </s>, equals the
+    target and </s>. cut: how many outputs reached the length limit, max_output_len
+    (decode.output_limit), without </s>; each counts as wrong, and a count above 0 says the
+    limit may be too short for this data. decode(model, src, max_len) is the decoding function;
+    None means greedy, whose exact match we read off the teacher-forced pass (greedy_would_match)
+    instead of decoding: the same number, far faster. That pass sees greedy's output only up to
+    its first mistake, so there `cut` counts the outputs the limit turns from right to wrong.
     """
     model.train(False)
     if decode is None and not model.causal:
         decode = greedy  # the shortcut below holds only for a causal decoder
+    max_len = length_limit(model, output_limit(cfg, task)[0])
     # Plain cross-entropy, without label smoothing: the validation loss then measures the model
     # alone, comparable across configs (train_loss is what training minimises, smoothing and all).
     ce = CrossEntropy(PAD)
-    loss_sum = correct = tokens = exact = n = 0
+    loss_sum = correct = tokens = exact = cut = n = 0
     for batch, targets in task.eval_batches(split, cfg.eval.batch_size):
         logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
         valid = batch.tgt_out != PAD
         loss_sum += ce.forward(logits, batch.tgt_out) * valid.sum()
         correct += int(((emittable(logits).argmax(-1) == batch.tgt_out) & valid).sum())
         tokens += int(valid.sum())
-        max_len = length_limit(model, batch.src.shape[1] + cfg.eval.max_decode_extra)
         if decode is None:
             exact += int(greedy_would_match(logits, batch, max_len).sum())
+            cut += int(greedy_would_be_cut(logits, batch, max_len).sum())
         else:
             out = decode(model, batch.src, max_len).tolist()
             exact += sum(row[: len(t) + 1] == t + [EOS] for row, t in zip(out, targets))
+            cut += sum(EOS not in row for row in out)
         n += len(targets)
-    return {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1), "n": n}
+    return {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1),
+            "cut": cut, "max_output_len": max_len, "n": n}
+
+
+def cut_note(metrics, setting="eval.max_output_len"):
+    """The warning an evaluation with cut outputs prints, or None."""
+    if metrics["cut"]:
+        return (f"note: {metrics['cut']} of {metrics['n']} outputs reached the length limit of {metrics['max_output_len']} "
+                f"tokens without </s> and count as wrong; if targets can be that long, raise {setting}")
+    return None
 
 
 def train(config_path, overrides=(), out=None, resume=False, quiet=False):
@@ -167,6 +192,8 @@ class Progress:
         run.log_metrics(metrics)
         self.write(f"step {run.step}: train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
                    f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}  ({metrics['elapsed_s']:.1f} s)")
+        if cut_note(metrics):
+            self.write(f"  {cut_note(metrics)}")
         return metrics
 
     def close(self):

@@ -1,8 +1,10 @@
 """Training runs end to end: loss falls, runs repeat exactly, checkpoints round-trip, resume
 is exact, and no interruption loses work."""
 
+import itertools
 import json
 import os
+import random
 import signal
 from types import SimpleNamespace
 
@@ -159,6 +161,7 @@ def test_eval_and_translate_commands(tmp_path, capsys):
     assert main(["eval", str(run_dir), "--split", "valid"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 40 and 0 <= out["exact_match"] <= 1 and 0 <= out["token_acc"] <= 1, out
+    assert out["max_output_len"] == 17 and 0 <= out["cut"] <= 40, out  # 1.5 x (10 + </s>), rounded up
     assert main(["translate", str(run_dir), "3 1 4 1 5"]) == 0
     words = capsys.readouterr().out.split()
     assert all(w in [str(i) for i in range(10)] for w in words), words
@@ -271,3 +274,46 @@ def test_the_teacher_forced_shortcut_skips_pad_and_bos_as_greedy_does():
     assert train_module.greedy_would_match(logits, batch, max_len=3).tolist() == [True]
     logits[0, 1, 7] = 2.0  # a real token above 6: now greedy goes wrong, and so does the shortcut
     assert train_module.greedy_would_match(logits, batch, max_len=3).tolist() == [False]
+
+
+def test_outputs_five_times_longer_than_their_inputs_are_decoded_in_full(tmp_path, monkeypatch, capsys):
+    # Each source token repeated five times: sources of 1 to 4 tokens over a, b, c, d, targets
+    # of 5 to 20. The old limit, source length + </s> + 10 extra tokens, cut every target of
+    # 15 tokens or more, so exact match stayed low while token accuracy was near 1.
+    monkeypatch.chdir(tmp_path)
+    pairs = [(" ".join(s), " ".join(x for x in s for _ in range(5)))
+             for n in range(1, 5) for s in itertools.product("abcd", repeat=n)]
+    random.Random(0).shuffle(pairs)
+    write = lambda name, rows: (tmp_path / name).write_text("".join(f"{s}\t{t}\n" for s, t in rows))
+    write("train.tsv", pairs[40:])
+    write("valid.tsv", pairs[:40])
+    (tmp_path / "rep.yaml").write_text(
+        "model:\n  d_model: 32\n  d_ff: 64\n"
+        "data:\n  task: tsv\n  train: train.tsv\n  valid: valid.tsv\n  test: valid.tsv\n"
+        "train:\n  lr: 1.0e-2\n  warmup: 30\n  steps: 300\n  eval_every: 300\n  batch_size: 32\n")
+    run_dir = train(str(tmp_path / "rep.yaml"), out=tmp_path / "r", quiet=True)
+    cfg, model, task = run_module.load_run(run_dir)
+    assert cfg.eval.max_output_len == 32  # 1.5 x (20 + </s>), rounded up, recorded in config.yaml
+    from minitx.decode import greedy
+
+    forced = train_module.evaluate(model, task, "valid", cfg)  # read off the teacher-forced pass
+    decoded = train_module.evaluate(model, task, "valid", cfg, greedy)
+    print(f"teacher-forced {forced}\ndecoded        {decoded}")
+    assert decoded["exact_match"] >= 0.9 and decoded["cut"] == forced["cut"] == 0, decoded
+    assert decoded["exact_match"] == forced["exact_match"], (forced, decoded)
+
+    cfg.eval.max_output_len = 15  # the old limit for a batch with a 4-token source
+    forced_old = train_module.evaluate(model, task, "valid", cfg)
+    decoded_old = train_module.evaluate(model, task, "valid", cfg, greedy)
+    print(f"limit 15: teacher-forced {forced_old}\n          decoded        {decoded_old}")
+    assert decoded_old["exact_match"] == forced_old["exact_match"] < decoded["exact_match"] - 0.5, decoded_old
+    assert decoded_old["cut"] > 0 and forced_old["cut"] > 0, (forced_old, decoded_old)
+
+    # The eval command says so too, and --max-len lets the user choose the limit.
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--split", "valid", "--max-len", "15"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["cut"] == decoded_old["cut"], out
+    assert f"note: {decoded_old['cut']} of 40 outputs reached the length limit of 15 tokens without </s>" in err, err
+    assert main(["eval", str(run_dir), "--max-len", "65"]) == 2
+    assert "--max-len 65: more than this run's model.max_len (64)" in capsys.readouterr().err
