@@ -166,10 +166,11 @@ def resolve_config_path(name: str) -> Path:
     )
 
 
-def load_config(path, overrides=(), check_files=True) -> Config:
+def load_config(path, overrides=(), check_files=True, run_config=False) -> Config:
     """Read a YAML config over the defaults, apply `section.key=value` overrides, validate.
     check_files=False skips checking that the data files exist (a trained run can translate
-    without its training data)."""
+    without its training data). run_config=True reads a run directory's config.yaml, which an
+    older minitx may have written with keys since retired: those are skipped, not errors."""
     try:
         text = Path(path).read_text()
     except OSError as err:
@@ -192,6 +193,8 @@ def load_config(path, overrides=(), check_files=True) -> Config:
         if not isinstance(body, dict):
             raise UserError(f"{path}: {section}: must be a mapping of key: value")
         for key, value in body.items():
+            if run_config and f"{section}.{key}" in RETIRED:
+                continue  # the key that replaced it keeps its default, which works for old runs
             _assign(cfg, section, key, value, f"{path}: {section}.{key}")
 
     for override in overrides:

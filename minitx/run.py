@@ -213,7 +213,7 @@ def load_base(cfg, model, task, cfg_path="the config"):
     if not (ckpt_path.exists() and base_cfg_path.exists()):
         raise UserError(f"{cfg_path}: lora.base_run: {base_dir} holds no trained run "
                         f"(train the base first, e.g. python -m minitx train tiny --out {base_dir})")
-    base_cfg = load_config(base_cfg_path)
+    base_cfg = load_config(base_cfg_path, run_config=True)
     if base_cfg.lora.enabled:
         raise UserError(f"{cfg_path}: lora.base_run: {base_dir} is itself an adapter run; fine-tune its base instead")
     for key, value in config_to_dict(cfg)["model"].items():
@@ -283,7 +283,7 @@ def load_run(run_dir, need_data=True, fused=None, max_output_len=0):
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise UserError(f"{run_dir}: no config.yaml (is this a minitx run directory?)")
-    cfg = load_config(cfg_path, check_files=False)  # load_task below names a missing file
+    cfg = load_config(cfg_path, check_files=False, run_config=True)  # load_task below names a missing file
     if fused is not None:
         cfg.model.fused = fused
     if max_output_len > cfg.model.max_len:

@@ -268,3 +268,6 @@ def test_the_decoding_limit_comes_from_the_data_unless_the_config_sets_it(tmp_pa
 def test_the_retired_max_decode_extra_says_what_replaced_it(tmp_path):
     message = error_of(write(tmp_path, "eval:\n  max_decode_extra: 10\n", "old.yaml"))
     assert "old.yaml: eval.max_decode_extra: no longer used, remove it: the decoding limit now comes from the data" in message, message
+    # A run directory's config.yaml written before the key was retired still loads.
+    old_run = write(tmp_path, "eval:\n  max_decode_extra: 10\n", "config.yaml")
+    assert load_config(old_run, run_config=True).eval.max_output_len == 0
