@@ -126,6 +126,11 @@ class Task:
         self.splits = splits  # name -> list of (src tokens, tgt tokens)
         self.split_hyphens = split_hyphens
 
+    def to_text(self, tokens):
+        """Tokens back to text as a user writes it: words joined by spaces, and hyphens joined
+        back ("vingt - deux" -> "vingt-deux") when tokenize split them."""
+        return detokenize(tokens) if self.split_hyphens else " ".join(tokens)
+
     def encode_pairs(self, pairs):
         return [self.src_vocab.encode(s) for s, _ in pairs], [self.tgt_vocab.encode(t) for _, t in pairs]
 

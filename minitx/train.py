@@ -22,12 +22,13 @@ from types import SimpleNamespace
 
 from tqdm import tqdm
 
-from minitx.data import EOS, PAD
+from minitx.data import EOS, PAD, TsvTask
 from minitx.decode import emittable, greedy, length_limit, output_limit
 from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
 from minitx.run import check_finite, resume_command, start_run
+from minitx.scores import corpus_scores
 
 
 def train_step(model, ce, optimizer, batch, lr, clip_norm, adapters=None):
@@ -91,6 +92,8 @@ def evaluate(model, task, split, cfg, decode=None):
     None means greedy, whose exact match we read off the teacher-forced pass (greedy_would_match)
     instead of decoding: the same number, far faster. That pass sees greedy's output only up to
     its first mistake, so there `cut` counts the outputs the limit turns from right to wrong.
+    On the user's text (a TsvTask) decoded outputs are also scored with corpus BLEU and chrF
+    (minitx.scores), with sacrebleu's signatures.
     """
     model.train(False)
     if decode is None and not model.causal:
@@ -100,6 +103,7 @@ def evaluate(model, task, split, cfg, decode=None):
     # alone, comparable across configs (train_loss is what training minimises, smoothing and all).
     ce = CrossEntropy(PAD)
     loss_sum = correct = tokens = exact = cut = n = 0
+    outputs = []  # decoded token ids, in the split's order
     for batch, targets in task.eval_batches(split, cfg.eval.batch_size):
         logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
         valid = batch.tgt_out != PAD
@@ -113,9 +117,15 @@ def evaluate(model, task, split, cfg, decode=None):
             out = decode(model, batch.src, max_len).tolist()
             exact += sum(row[: len(t) + 1] == t + [EOS] for row, t in zip(out, targets))
             cut += sum(EOS not in row for row in out)
+            outputs += out
         n += len(targets)
-    return {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1),
-            "cut": cut, "max_output_len": max_len, "n": n}
+    metrics = {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1),
+               "cut": cut, "max_output_len": max_len, "n": n}
+    if outputs and isinstance(task, TsvTask):
+        hypotheses = [task.to_text(task.tgt_vocab.decode(ids)) for ids in outputs]
+        references = [task.to_text(tgt) for _, tgt in task.splits[split]]
+        metrics.update(corpus_scores(hypotheses, references))
+    return metrics
 
 
 def cut_note(metrics, setting="eval.max_output_len"):
@@ -132,6 +142,9 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
     t = run.cfg.train
     schedule = make_schedule(t.schedule, t.lr, t.warmup, t.steps, d_model=run.cfg.model.d_model)
     progress = Progress(run, quiet)
+    # BLEU and chrF of the user's text need the decoded words; exact match alone we read off the
+    # teacher-forced pass without decoding (evaluate says why that is the same number).
+    decode = greedy if isinstance(run.task, TsvTask) else None
     with stop_on_ctrl_c(progress) as stop:
         while run.step < t.steps and not stop.requested:
             run.model.train(True)
@@ -144,7 +157,7 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
             progress.step(loss, lr, batch.n_tokens)
             finished = run.step == t.steps
             if run.step % t.eval_every == 0 or finished:
-                metrics = progress.report(evaluate(run.model, run.task, "valid", run.cfg))
+                metrics = progress.report(evaluate(run.model, run.task, "valid", run.cfg, decode))
                 if t.target_exact_match and metrics["exact_match"] >= t.target_exact_match:
                     progress.write(f"reached exact_match {metrics['exact_match']:.4f} >= {t.target_exact_match} at step {run.step}; stopping")
                     break
@@ -190,8 +203,9 @@ class Progress:
         metrics["elapsed_s"] = round(self.elapsed(), 3)
         run.loss_sum, run.loss_count = 0.0, 0
         run.log_metrics(metrics)
+        text_scores = f"  bleu {metrics['bleu']:.2f}  chrf {metrics['chrf']:.2f}" if "bleu" in metrics else ""
         self.write(f"step {run.step}: train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
-                   f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}  ({metrics['elapsed_s']:.1f} s)")
+                   f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}{text_scores}  ({metrics['elapsed_s']:.1f} s)")
         if cut_note(metrics):
             self.write(f"  {cut_note(metrics)}")
         return metrics

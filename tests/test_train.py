@@ -301,6 +301,10 @@ def test_outputs_five_times_longer_than_their_inputs_are_decoded_in_full(tmp_pat
     print(f"teacher-forced {forced}\ndecoded        {decoded}")
     assert decoded["exact_match"] >= 0.9 and decoded["cut"] == forced["cut"] == 0, decoded
     assert decoded["exact_match"] == forced["exact_match"], (forced, decoded)
+    # Decoded text is also scored with BLEU and chrF; training's evaluations decode TSV tasks.
+    assert decoded["bleu"] > 90 and decoded["chrf"] > 90 and "bleu" not in forced, decoded
+    logged = metrics(run_dir)[-1]
+    assert logged["bleu"] == decoded["bleu"] and logged["bleu_signature"].startswith("nrefs:1|"), logged
 
     cfg.eval.max_output_len = 15  # the old limit for a batch with a 4-token source
     forced_old = train_module.evaluate(model, task, "valid", cfg)
