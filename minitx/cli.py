@@ -17,7 +17,8 @@ def cmd_train(args):
     from minitx.config import resolve_config_path
     from minitx.train import train
 
-    train(resolve_config_path(args.config), args.set, args.out, args.resume, args.quiet)
+    threads = [f"train.threads={args.threads}"] if args.threads else []
+    train(resolve_config_path(args.config), args.set + threads, args.out, args.resume, args.quiet)
 
 
 def cmd_eval(args):
@@ -25,7 +26,7 @@ def cmd_eval(args):
     from minitx.run import load_run
     from minitx.train import cut_note, evaluate
 
-    cfg, model, task = load_run(args.run_dir, max_output_len=args.max_len)
+    cfg, model, task = load_run(args.run_dir, max_output_len=args.max_len, threads=args.threads)
     if args.split not in task.splits:
         raise UserError(f"--split {args.split}: no such split (choose from {', '.join(task.splits)})")
     beam = args.beam or cfg.eval.beam
@@ -40,7 +41,7 @@ def cmd_translate(args):
     from minitx.run import load_run
     from minitx.data import EOS, detokenize, encode_input
 
-    cfg, model, task = load_run(args.run_dir, need_data=False, max_output_len=args.max_len)
+    cfg, model, task = load_run(args.run_dir, need_data=False, max_output_len=args.max_len, threads=args.threads)
     src = encode_input(args.text, cfg, task)  # (1, S)
     beam = args.beam or cfg.eval.beam
     out = decoder_for(beam, cfg.eval.length_penalty)(model, src, cfg.eval.max_output_len)[0].tolist()
@@ -150,6 +151,9 @@ def build_parser():
     p.add_argument("--steps", type=count(1), default=20, help="timed steps; we report their median (default 20)")
     p.add_argument("--warmup", type=count(0), default=3, help="untimed steps first (default 3)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
+
+    for name in ("train", "eval", "translate", "bench"):
+        parsers[name].add_argument("--threads", type=count(1), default=0, help="BLAS threads (default: the config's train.threads, 1)")
 
     p = parsers["attention"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")

@@ -79,6 +79,11 @@ class TrainConfig:
     eval_every: int = 100  # steps between evaluations on the validation set
     target_exact_match: float = 0.0  # stop once validation exact match reaches this; 0 disables
     checkpoint_every: int = 0  # steps between checkpoints; 0 checkpoints at every evaluation
+    # BLAS threads for NumPy's matrix products, set from inside minitx (threadpoolctl), so that
+    # `python -m minitx` behaves like `make`. One, because minitx's matrices are small, and on a
+    # shared two-core machine a second OpenBLAS thread waiting for a busy core makes every product
+    # 10-20x slower. On a quiet machine the large base config is faster with two.
+    threads: int = 1
 
 
 @dataclass

@@ -18,7 +18,8 @@ of them. We print one JSON line per config, with the
 ratio minitx / PyTorch of the median ms per step (below 1 means minitx is faster).
 
 --threads N sets both libraries' thread count (OPENBLAS_NUM_THREADS before NumPy is imported,
-and torch.set_num_threads); without it each uses its own default.
+minitx's train.threads, and torch.set_num_threads); without it minitx uses its config's
+train.threads (1) and PyTorch its own default.
 """
 
 import argparse
@@ -291,7 +292,7 @@ def torch_gemm_peak_gflops(n=2048, repeats=5):
 
 def main():
     for config in ARGS.configs:
-        mx = StepBench(config, ARGS.set)
+        mx = StepBench(config, ARGS.set + ([f"train.threads={ARGS.threads}"] if ARGS.threads else []))
         tx = TorchStep(mx)
         check = same_function(mx, tx)
         # Timing two different computations would mean nothing: stop unless both libraries

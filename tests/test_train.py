@@ -321,3 +321,17 @@ def test_outputs_five_times_longer_than_their_inputs_are_decoded_in_full(tmp_pat
     assert f"note: {decoded_old['cut']} of 40 outputs reached the length limit of 15 tokens without </s>" in err, err
     assert main(["eval", str(run_dir), "--max-len", "65"]) == 2
     assert "--max-len 65: more than this run's model.max_len (64)" in capsys.readouterr().err
+
+
+def test_train_and_eval_set_the_blas_threads_themselves(tmp_path, capsys):
+    # As if OPENBLAS_NUM_THREADS had said 2: train and eval still use the config's one thread.
+    from minitx.run import blas_threads, use_blas_threads
+
+    use_blas_threads(2)
+    run_dir = run(tmp_path, "r", steps=10, every=10)
+    assert blas_threads() == 1 and "threads: 1" in (run_dir / "config.yaml").read_text()
+    use_blas_threads(2)
+    assert main(["eval", str(run_dir), "--split", "valid"]) == 0
+    assert blas_threads() == 1
+    assert main(["translate", str(run_dir), "3 1 4", "--threads", "1"]) == 0
+    assert blas_threads() == 1
