@@ -15,6 +15,7 @@ Batches are padded with <pad> to their own longest sequence; the model builds it
 the padding.
 """
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +200,11 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False):
         raw = path.read_bytes()
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if raw.startswith(codecs.BOM_UTF8):
+        # Some editors write this mark first; read as text it would become part of the first
+        # source word, unseen. We refuse rather than strip it, so the file is fixed once.
+        raise UserError(f"{path}: starts with a UTF-8 byte-order mark (BOM), which would become part of the first word; "
+                        f"save the file as UTF-8 without a BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {path})")
     pairs = []
     for lineno, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
@@ -227,6 +233,10 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False):
             src, tgt = src[:max_tokens], tgt[:max_tokens]
         pairs.append((src, tgt))
     if not pairs:
+        blank = [line for line in raw.split(b"\n") if line]  # lines of only tabs and spaces
+        if blank:
+            raise UserError(f"{path}: no sentence pairs: its {len(blank)} line(s) hold only tabs and spaces "
+                            f"(expected source<TAB>target on each line)")
         raise UserError(f"{path}: no sentence pairs (the file is empty)")
     return pairs
 

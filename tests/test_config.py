@@ -271,3 +271,12 @@ def test_the_retired_max_decode_extra_says_what_replaced_it(tmp_path):
     # A run directory's config.yaml written before the key was retired still loads.
     old_run = write(tmp_path, "eval:\n  max_decode_extra: 10\n", "config.yaml")
     assert load_config(old_run, run_config=True).eval.max_output_len == 0
+
+
+def test_a_yaml_config_with_a_byte_order_mark_reads_as_without(tmp_path):
+    # The YAML spec allows a byte-order mark at the start of a stream and PyYAML skips it, so
+    # unlike a TSV file (where it would join the first word, and is an error) nothing is lost.
+    text = "model:\n  d_model: 32\ntrain:\n  steps: 5\n"
+    with_bom = tmp_path / "bom.yaml"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_config(with_bom) == load_config(write(tmp_path, text, "plain.yaml"))

@@ -335,3 +335,14 @@ def test_train_and_eval_set_the_blas_threads_themselves(tmp_path, capsys):
     assert blas_threads() == 1
     assert main(["translate", str(run_dir), "3 1 4", "--threads", "1"]) == 0
     assert blas_threads() == 1
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("tie_output", [True, False])
+def test_the_memory_check_counts_exactly_the_parameters_the_model_allocates(norm, tie_output):
+    cfg = run_module.load_config(run_module.resolve_config_path("tiny"), [f"model.norm={norm}", f"model.tie_output={tie_output}",
+                                                                          "model.n_enc_layers=3", "model.d_ff=96"])
+    task = run_module.load_task(cfg)
+    model = run_module.build_model(cfg, task)
+    counted = run_module.count_params(cfg.model, len(task.src_vocab), len(task.tgt_vocab))
+    assert counted == model.n_params(), f"counted {counted}, the model has {model.n_params()}"
