@@ -32,8 +32,9 @@ def cmd_eval(args):
     beam = args.beam or cfg.eval.beam
     metrics = evaluate(model, task, args.split, cfg, decoder_for(beam, cfg.eval.length_penalty))
     print(json.dumps({"split": args.split, "beam": beam, **metrics}))
-    if cut_note(metrics, "it with --max-len"):
-        print(f"minitx: {cut_note(metrics, 'it with --max-len')}", file=sys.stderr)
+    note = cut_note(metrics, remedy="evaluate again with a larger --max-len")
+    if note:
+        print(f"minitx: {note}", file=sys.stderr)
 
 
 def cmd_translate(args):
@@ -48,7 +49,7 @@ def cmd_translate(args):
     print(detokenize(task.tgt_vocab.decode(out)))
     if EOS not in out:
         print(f"minitx: note: the output reached the length limit of {len(out)} tokens without </s>; "
-              f"if it should be longer, raise it with --max-len", file=sys.stderr)
+              f"if it should be longer, translate again with a larger --max-len", file=sys.stderr)
 
 
 def cmd_gradcheck(args):

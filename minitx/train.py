@@ -128,11 +128,11 @@ def evaluate(model, task, split, cfg, decode=None):
     return metrics
 
 
-def cut_note(metrics, setting="eval.max_output_len"):
+def cut_note(metrics, remedy="raise eval.max_output_len"):
     """The warning an evaluation with cut outputs prints, or None."""
     if metrics["cut"]:
         return (f"note: {metrics['cut']} of {metrics['n']} outputs reached the length limit of {metrics['max_output_len']} "
-                f"tokens without </s> and count as wrong; if targets can be that long, raise {setting}")
+                f"tokens without </s> and count as wrong; if targets can be that long, {remedy}")
     return None
 
 
@@ -206,8 +206,9 @@ class Progress:
         text_scores = f"  bleu {metrics['bleu']:.2f}  chrf {metrics['chrf']:.2f}" if "bleu" in metrics else ""
         self.write(f"step {run.step}: train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
                    f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}{text_scores}  ({metrics['elapsed_s']:.1f} s)")
-        if cut_note(metrics):
-            self.write(f"  {cut_note(metrics)}")
+        note = cut_note(metrics)
+        if note:
+            self.write(f"  {note}")
         return metrics
 
     def close(self):
