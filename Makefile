@@ -9,6 +9,8 @@ ARGS   ?=
 # One BLAS thread by default: minitx's matrices are small, and on a shared two-core machine a
 # second OpenBLAS thread waiting for a busy core makes every product 10-20x slower. On a quiet
 # machine the large base config is faster with two: `make bench CONFIG=base.yaml BLAS_THREADS=2`.
+# minitx sets the count itself (train.threads, default 1, or --threads), so `python -m minitx`
+# behaves the same; we pass BLAS_THREADS on as --threads, and export it for the tests.
 BLAS_THREADS ?= 1
 export OPENBLAS_NUM_THREADS = $(BLAS_THREADS)
 
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/python -m minitx train $(CONFIG) $(ARGS)
+	$(BIN)/python -m minitx train $(CONFIG) --threads $(BLAS_THREADS) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -32,7 +34,7 @@ gradcheck: $(STAMP)
 	$(BIN)/python -m minitx gradcheck $(CONFIG)
 
 bench: $(STAMP)
-	$(BIN)/python -m minitx bench $(CONFIG) $(ARGS)
+	$(BIN)/python -m minitx bench $(CONFIG) --threads $(BLAS_THREADS) $(ARGS)
 
 # The four small runs docs/tour.md reads, into runs/tour/ (about a minute on two cores; a run
 # already trained is kept), then every tour command's real output into docs/tour/outputs/.

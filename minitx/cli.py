@@ -18,7 +18,8 @@ def cmd_train(args):
     from minitx.config import resolve_config_path
     from minitx.train import train
 
-    train(resolve_config_path(args.config), args.set, args.out, args.resume, args.quiet)
+    threads = [f"train.threads={args.threads}"] if args.threads else []
+    train(resolve_config_path(args.config), args.set + threads, args.out, args.resume, args.quiet)
 
 
 def cmd_eval(args):
@@ -28,26 +29,32 @@ def cmd_eval(args):
     if args.ablate:
         return eval_command(args.run_dir, args.split, args.beam, args.ablate)
     from minitx.run import load_run
-    from minitx.train import evaluate
+    from minitx.train import cut_note, evaluate
 
-    cfg, model, task = load_run(args.run_dir)
+    cfg, model, task = load_run(args.run_dir, max_output_len=args.max_len, threads=args.threads)
     if args.split not in task.splits:
         raise UserError(f"--split {args.split}: no such split (choose from {', '.join(task.splits)})")
     beam = args.beam or cfg.eval.beam
     metrics = evaluate(model, task, args.split, cfg, decoder_for(beam, cfg.eval.length_penalty))
     print(json.dumps({"split": args.split, "beam": beam, **metrics}))
+    note = cut_note(metrics, remedy="evaluate again with a larger --max-len")
+    if note:
+        print(f"minitx: {note}", file=sys.stderr)
 
 
 def cmd_translate(args):
     from minitx.decode import decoder_for
     from minitx.run import load_run
-    from minitx.data import detokenize, encode_input
+    from minitx.data import EOS, detokenize, encode_input
 
-    cfg, model, task = load_run(args.run_dir, need_data=False)
+    cfg, model, task = load_run(args.run_dir, need_data=False, max_output_len=args.max_len, threads=args.threads)
     src = encode_input(args.text, cfg, task)  # (1, S)
     beam = args.beam or cfg.eval.beam
-    out = decoder_for(beam, cfg.eval.length_penalty)(model, src, src.shape[1] + cfg.eval.max_decode_extra)
-    print(detokenize(task.tgt_vocab.decode(out[0].tolist()), cfg.data.split_apostrophes))
+    out = decoder_for(beam, cfg.eval.length_penalty)(model, src, cfg.eval.max_output_len)[0].tolist()
+    print(detokenize(task.tgt_vocab.decode(out), cfg.data.split_apostrophes))
+    if EOS not in out:
+        print(f"minitx: note: the output reached the length limit of {len(out)} tokens without </s>; "
+              f"if it should be longer, translate again with a larger --max-len", file=sys.stderr)
 
 
 def cmd_gradcheck(args):
@@ -172,6 +179,7 @@ def build_parser():
                            help="switch off an attention or one head, e.g. decoder.layers.1.cross_attn or "
                                 "encoder.layers.0.self_attn.head1 (repeatable, or a comma list)")
         p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
+        p.add_argument("--max-len", type=count(1), default=0, help="longest output to decode, </s> included (default: the run's eval.max_output_len)")
 
     parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
 
@@ -180,6 +188,9 @@ def build_parser():
     p.add_argument("--steps", type=count(1), default=20, help="timed steps; we report their median (default 20)")
     p.add_argument("--warmup", type=count(0), default=3, help="untimed steps first (default 3)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value (repeatable)")
+
+    for name in ("train", "eval", "translate", "bench"):
+        parsers[name].add_argument("--threads", type=count(1), default=0, help="BLAS threads (default: the config's train.threads, 1)")
 
     p = parsers["attention"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")
@@ -244,6 +255,11 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage mistake (2), already printed
         return e.code
+    # One BLAS thread for every command, as train.threads' default: commands that read a
+    # config or a run then set that one's train.threads (or --threads) instead.
+    from minitx.run import use_blas_threads
+
+    use_blas_threads(1)
     try:
         return COMMANDS[args.command][0](args) or 0
     except UserError as e:

@@ -87,6 +87,11 @@ class TrainConfig:
     eval_every: int = 100  # steps between evaluations on the validation set
     target_exact_match: float = 0.0  # stop once validation exact match reaches this; 0 disables
     checkpoint_every: int = 0  # steps between checkpoints; 0 checkpoints at every evaluation
+    # BLAS threads for NumPy's matrix products, set from inside minitx (threadpoolctl), so that
+    # `python -m minitx` behaves like `make`. One, because minitx's matrices are small, and on a
+    # shared two-core machine a second OpenBLAS thread waiting for a busy core makes every product
+    # 10-20x slower. On a quiet machine the large base config is faster with two.
+    threads: int = 1
 
 
 @dataclass
@@ -94,7 +99,14 @@ class EvalConfig:
     batch_size: int = 500  # no gradients are kept, so evaluation batches can be large
     beam: int = 1  # greedy decoding: the fastest, and the toy tasks have one right answer
     length_penalty: float = 0.6  # GNMT's alpha, used only when beam > 1
-    max_decode_extra: int = 10  # decode at most source length + this many tokens
+    # The longest output decoding may write, </s> included. 0 works it out from the data when
+    # training starts, output_margin times the longest training target, and the run's
+    # config.yaml records the number. An output that reaches it without </s> is cut, counted
+    # wrong, and reported (the "cut" count of an evaluation).
+    max_output_len: int = 0
+    # Room for an output a little longer than any seen in training, yet a bound on a model that
+    # never writes </s>, which would otherwise decode up to model.max_len at every evaluation.
+    output_margin: float = 1.5
 
 
 @dataclass
@@ -127,8 +139,13 @@ CHOICES = {
     "train.schedule": ("inverse_sqrt", "cosine", "constant"),
 }
 # Every integer field must be at least 1 except these, for which 0 means something.
-NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_decode_extra",
+NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_output_len",
                 "data.test_min_len", "data.test_max_len"}
+# Keys minitx no longer reads, and what replaced them: an error that says so beats "unknown key".
+RETIRED = {
+    "eval.max_decode_extra": "no longer used, remove it: the decoding limit now comes from the data, "
+                             "or from eval.max_output_len if you set it",
+}
 TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
               list[str]: "a list of strings"}
 # What lora.targets may name: the attention projections (in every attention of every layer)
@@ -163,10 +180,11 @@ def resolve_config_path(name: str) -> Path:
     )
 
 
-def load_config(path, overrides=(), check_files=True) -> Config:
+def load_config(path, overrides=(), check_files=True, run_config=False) -> Config:
     """Read a YAML config over the defaults, apply `section.key=value` overrides, validate.
     check_files=False skips checking that the data files exist (a trained run can translate
-    without its training data)."""
+    without its training data). run_config=True reads a run directory's config.yaml, which an
+    older minitx may have written with keys since retired: those are skipped, not errors."""
     try:
         text = Path(path).read_text()
     except OSError as err:
@@ -189,6 +207,8 @@ def load_config(path, overrides=(), check_files=True) -> Config:
         if not isinstance(body, dict):
             raise UserError(f"{path}: {section}: must be a mapping of key: value")
         for key, value in body.items():
+            if run_config and f"{section}.{key}" in RETIRED:
+                continue  # the key that replaced it keeps its default, which works for old runs
             _assign(cfg, section, key, value, f"{path}: {section}.{key}")
 
     for override in overrides:
@@ -228,6 +248,8 @@ def _check_section(section, where: str) -> None:
 def _assign(cfg: Config, section: str, key, value, where: str) -> None:
     """Set cfg.<section>.<key> = value after checking the key exists and the type is right."""
     types = _types(section)
+    if f"{section}.{key}" in RETIRED:
+        raise UserError(f"{where}: {RETIRED[f'{section}.{key}']}")
     if key not in types:
         # A key put in the wrong section ("model.lr") is a likelier mistake than a typo.
         elsewhere = [s for s in SECTIONS if s != section and key in _types(s)]
@@ -292,6 +314,10 @@ def validate(cfg: Config, source, check_files=True) -> None:
     check(t.clip_norm >= 0, "train.clip_norm", f"must be 0 (off) or more, got {t.clip_norm}")
     check(0 <= t.label_smoothing < 1, "train.label_smoothing",
           f"must be in [0, 1), got {t.label_smoothing}")
+    check(cfg.eval.max_output_len <= m.max_len, "eval.max_output_len",
+          f"{cfg.eval.max_output_len} is more than model.max_len ({m.max_len}), the longest output the positional table covers")
+    check(cfg.eval.output_margin >= 1, "eval.output_margin",
+          f"must be at least 1 (a limit below the longest training target cuts outputs), got {cfg.eval.output_margin}")
     check(0 <= t.target_exact_match <= 1, "train.target_exact_match",
           f"must be in [0, 1], got {t.target_exact_match}")
     # Cosine decay reaches zero at train.steps, so a longer warmup never ends.

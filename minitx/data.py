@@ -15,6 +15,7 @@ Batches are padded with <pad> to their own longest sequence; the model builds it
 the padding.
 """
 
+import codecs
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,10 +130,19 @@ def make_batch(src_ids, tgt_ids):
 class Task:
     """Pairs of token lists: a training sampler plus fixed validation and test sets."""
 
+    # Tokens in the longest training target (without </s>), from which decoding's length limit
+    # is worked out; None when the training data is not at hand.
+    longest_target = None
+
     def __init__(self, src_vocab, tgt_vocab, splits, split_hyphens=False):
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.splits = splits  # name -> list of (src tokens, tgt tokens)
         self.split_hyphens = split_hyphens
+
+    def to_text(self, tokens):
+        """Tokens back to text as a user writes it: words joined by spaces, and hyphens joined
+        back ("vingt - deux" -> "vingt-deux") when tokenize split them."""
+        return detokenize(tokens) if self.split_hyphens else " ".join(tokens)
 
     def encode_pairs(self, pairs):
         return [self.src_vocab.encode(s) for s, _ in pairs], [self.tgt_vocab.encode(t) for _, t in pairs]
@@ -153,6 +163,7 @@ class AlgorithmicTask(Task):
     def __init__(self, cfg, seed):
         self.kind, self.n_symbols = cfg.task, cfg.n_symbols
         self.min_len, self.max_len = cfg.min_len, cfg.max_len
+        self.longest_target = cfg.max_len  # copy, reverse and sort keep the length
         symbols = [str(i) for i in range(cfg.n_symbols)]
         vocab = Vocab(SPECIALS + symbols)
         # Held-out sets come from their own seeds, so they do not shift with the training stream.
@@ -205,6 +216,11 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False, split_a
         raw = path.read_bytes()
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if raw.startswith(codecs.BOM_UTF8):
+        # Some editors write this mark first; read as text it would become part of the first
+        # source word, unseen. We refuse rather than strip it, so the file is fixed once.
+        raise UserError(f"{path}: starts with a UTF-8 byte-order mark (BOM), which would become part of the first word; "
+                        f"save the file as UTF-8 without a BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {path})")
     pairs = []
     for lineno, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
@@ -233,6 +249,10 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False, split_a
             src, tgt = src[:max_tokens], tgt[:max_tokens]
         pairs.append((src, tgt))
     if not pairs:
+        blank = [line for line in raw.split(b"\n") if line]  # lines of only tabs and spaces
+        if blank:
+            raise UserError(f"{path}: no sentence pairs: its {len(blank)} line(s) hold only tabs and spaces "
+                            f"(expected source<TAB>target on each line)")
         raise UserError(f"{path}: no sentence pairs (the file is empty)")
     return pairs
 
@@ -248,6 +268,7 @@ class TsvTask(Task):
         src_vocab = Vocab.build(s for s, _ in splits["train"])
         tgt_vocab = Vocab.build(t for _, t in splits["train"])
         self.train_ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in splits["train"]]
+        self.longest_target = max(len(t) for _, t in splits["train"])
         super().__init__(src_vocab, tgt_vocab, splits, cfg.split_hyphens)
 
     def train_batch(self, rng, batch_size):

@@ -29,13 +29,15 @@ class Adam:
     t counts optimizer steps and is shared by all parameters; a tensor whose gradient happens
     to be zero this step still ages its m and v, so its correction must use the same t.
     `names`, if given, restricts updates to those parameters (the rest stay frozen, as the base
-    weights do under LoRA); we keep no state for frozen parameters.
+    weights do under LoRA); we keep no state for frozen parameters. `decay`, if given, names the
+    parameters weight decay applies to (the rest are updated without it); which ones a model
+    decays is minitx.run.build_optimizer's rule.
     """
 
     decoupled = False  # AdamW sets this: decay the weights directly instead of via the gradient
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.98, eps=1e-9, weight_decay=0.0,
-                 names=None):
+                 names=None, decay=None):
         self.params = params
         self.lr = lr  # used when step() is not given a scheduled lr
         self.beta1 = beta1  # 0.9 as in Kingma & Ba: the mean gradient forgets over ~10 steps
@@ -43,7 +45,8 @@ class Adam:
         self.eps = eps  # 1e-9 as in Vaswani et al. 5.3; only guards against sqrt(v_hat) == 0
         self.weight_decay = weight_decay  # 0.0: no decay unless the config asks for it
         self.names = list(params) if names is None else list(names)
-        unknown = [n for n in self.names if n not in params]
+        self.decay = set(self.names if decay is None else decay)
+        unknown = [n for n in [*self.names, *self.decay] if n not in params]
         if unknown:
             raise ValueError(f"optimizer given unknown parameter names: {unknown}")
         self.m = {n: np.zeros_like(params[n]) for n in self.names}
@@ -64,14 +67,15 @@ class Adam:
         eps_hat = self.eps * math.sqrt(correction2)
         for name in self.names:
             p, g, m, v = self.params[name], grads[name], self.m[name], self.v[name]
-            if self.weight_decay and not self.decoupled:
-                g = g + self.weight_decay * p  # a new array: the caller's gradient stays intact
+            decay = self.weight_decay if name in self.decay else 0.0
+            if decay and not self.decoupled:
+                g = g + decay * p  # a new array: the caller's gradient stays intact
             m *= self.beta1
             m += (1.0 - self.beta1) * g
             v *= self.beta2
             v += (1.0 - self.beta2) * np.square(g)
-            if self.weight_decay and self.decoupled:
-                p *= 1.0 - lr * self.weight_decay
+            if decay and self.decoupled:
+                p *= 1.0 - lr * decay
             # p -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections moved onto scalars.
             denom = np.sqrt(v)
             denom += eps_hat

@@ -22,12 +22,13 @@ from types import SimpleNamespace
 
 from tqdm import tqdm
 
-from minitx.data import EOS, PAD
-from minitx.decode import greedy, length_limit
+from minitx.data import EOS, PAD, TsvTask
+from minitx.decode import emittable, greedy, length_limit, output_limit
 from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
 from minitx.run import check_finite, resume_command, start_run
+from minitx.scores import corpus_scores
 
 
 def train_step(model, ce, optimizer, batch, lr, clip_norm, adapters=None):
@@ -62,42 +63,77 @@ def greedy_would_match(logits, batch, max_len):
     token is the teacher-forced argmax at that position. By induction, greedy reproduces the
     target, </s> included, if and only if the teacher-forced argmax is right at every position
     and the target fits in the decoding length limit. At the first wrong argmax, greedy emits
-    that same wrong token. (tests/test_train.py checks this against real decoding.)"""
+    that same wrong token. The argmax is greedy's own: never <pad> or <s> (decode.emittable).
+    (tests/test_train.py checks this against real decoding.)"""
     valid = batch.tgt_out != PAD  # (B, T)
-    right = (logits.argmax(axis=-1) == batch.tgt_out) | ~valid  # (B, T)
+    right = (emittable(logits).argmax(axis=-1) == batch.tgt_out) | ~valid  # (B, T)
     return right.all(axis=1) & (valid.sum(axis=1) <= max_len)
+
+
+def greedy_would_be_cut(logits, batch, max_len):
+    """(B,) bool: whether greedy decoding would write the first max_len tokens of a target that
+    is longer than that, and so be cut at the limit before its </s>. By the same induction as
+    greedy_would_match, these are exactly the outputs the limit turns from right to wrong. An
+    output that goes wrong before the limit may reach it too, unseen here: it is wrong anyway."""
+    valid = batch.tgt_out != PAD  # (B, T)
+    right = (emittable(logits).argmax(axis=-1) == batch.tgt_out) | ~valid  # (B, T)
+    return right[:, :max_len].all(axis=1) & (valid.sum(axis=1) > max_len)
 
 
 def evaluate(model, task, split, cfg, decode=None):
     """Teacher-forced loss and token accuracy, plus exact match of decoded outputs.
 
-    token_acc: fraction of target tokens (</s> included) whose argmax prediction is right when
-    the decoder is given the true prefix. exact_match: fraction of sequences whose decoded
-    output, up to and including its first </s>, equals the target and </s>. decode(model, src,
-    max_len) is the decoding function; None means greedy, whose exact match we read off the
-    teacher-forced pass (greedy_would_match) instead of decoding: the same number, far faster.
+    token_acc: fraction of target tokens (</s> included) whose argmax prediction (never <pad> or
+    <s>, as in decoding) is right when the decoder is given the true prefix. exact_match:
+    fraction of sequences whose decoded output, up to and including its first </s>, equals the
+    target and </s>. cut: how many outputs reached the length limit, max_output_len
+    (decode.output_limit), without </s>; each counts as wrong, and a count above 0 says the
+    limit may be too short for this data. decode(model, src, max_len) is the decoding function;
+    None means greedy, whose exact match we read off the teacher-forced pass (greedy_would_match)
+    instead of decoding: the same number, far faster. That pass sees greedy's output only up to
+    its first mistake, so there `cut` counts the outputs the limit turns from right to wrong.
+    On the user's text (a TsvTask) decoded outputs are also scored with corpus BLEU and chrF
+    (minitx.scores), with sacrebleu's signatures.
     """
     model.train(False)
     if decode is None and not model.causal:
         decode = greedy  # the shortcut below holds only for a causal decoder
+    max_len = length_limit(model, output_limit(cfg, task)[0])
     # Plain cross-entropy, without label smoothing: the validation loss then measures the model
     # alone, comparable across configs (train_loss is what training minimises, smoothing and all).
     ce = CrossEntropy(PAD)
-    loss_sum = correct = tokens = exact = n = 0
+    loss_sum = correct = tokens = exact = cut = n = 0
+    outputs = []  # decoded token ids, in the split's order
     for batch, targets in task.eval_batches(split, cfg.eval.batch_size):
         logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
         valid = batch.tgt_out != PAD
         loss_sum += ce.forward(logits, batch.tgt_out) * valid.sum()
-        correct += int(((logits.argmax(-1) == batch.tgt_out) & valid).sum())
+        correct += int(((emittable(logits).argmax(-1) == batch.tgt_out) & valid).sum())
         tokens += int(valid.sum())
-        max_len = length_limit(model, batch.src.shape[1] + cfg.eval.max_decode_extra)
         if decode is None:
             exact += int(greedy_would_match(logits, batch, max_len).sum())
+            cut += int(greedy_would_be_cut(logits, batch, max_len).sum())
         else:
             out = decode(model, batch.src, max_len).tolist()
             exact += sum(row[: len(t) + 1] == t + [EOS] for row, t in zip(out, targets))
+            cut += sum(EOS not in row for row in out)
+            outputs += out
         n += len(targets)
-    return {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1), "n": n}
+    metrics = {"val_loss": loss_sum / max(tokens, 1), "token_acc": correct / max(tokens, 1), "exact_match": exact / max(n, 1),
+               "cut": cut, "max_output_len": max_len, "n": n}
+    if outputs and isinstance(task, TsvTask):
+        hypotheses = [task.to_text(task.tgt_vocab.decode(ids)) for ids in outputs]
+        references = [task.to_text(tgt) for _, tgt in task.splits[split]]
+        metrics.update(corpus_scores(hypotheses, references))
+    return metrics
+
+
+def cut_note(metrics, remedy="raise eval.max_output_len"):
+    """The warning an evaluation with cut outputs prints, or None."""
+    if metrics["cut"]:
+        return (f"note: {metrics['cut']} of {metrics['n']} outputs reached the length limit of {metrics['max_output_len']} "
+                f"tokens without </s> and count as wrong; if targets can be that long, {remedy}")
+    return None
 
 
 def train(config_path, overrides=(), out=None, resume=False, quiet=False):
@@ -106,6 +142,9 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
     t = run.cfg.train
     schedule = make_schedule(t.schedule, t.lr, t.warmup, t.steps, d_model=run.cfg.model.d_model)
     progress = Progress(run, quiet)
+    # BLEU and chrF of the user's text need the decoded words; exact match alone we read off the
+    # teacher-forced pass without decoding (evaluate says why that is the same number).
+    decode = greedy if isinstance(run.task, TsvTask) else None
     with stop_on_ctrl_c(progress) as stop:
         while run.step < t.steps and not stop.requested:
             run.model.train(True)
@@ -118,7 +157,7 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
             progress.step(loss, lr, batch.n_tokens)
             finished = run.step == t.steps
             if run.step % t.eval_every == 0 or finished:
-                metrics = progress.report(evaluate(run.model, run.task, "valid", run.cfg))
+                metrics = progress.report(evaluate(run.model, run.task, "valid", run.cfg, decode))
                 if t.target_exact_match and metrics["exact_match"] >= t.target_exact_match:
                     progress.write(f"reached exact_match {metrics['exact_match']:.4f} >= {t.target_exact_match} at step {run.step}; stopping")
                     break
@@ -164,8 +203,12 @@ class Progress:
         metrics["elapsed_s"] = round(self.elapsed(), 3)
         run.loss_sum, run.loss_count = 0.0, 0
         run.log_metrics(metrics)
+        text_scores = f"  bleu {metrics['bleu']:.2f}  chrf {metrics['chrf']:.2f}" if "bleu" in metrics else ""
         self.write(f"step {run.step}: train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
-                   f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}  ({metrics['elapsed_s']:.1f} s)")
+                   f"token_acc {metrics['token_acc']:.4f}  exact_match {metrics['exact_match']:.4f}{text_scores}  ({metrics['elapsed_s']:.1f} s)")
+        note = cut_note(metrics)
+        if note:
+            self.write(f"  {note}")
         return metrics
 
     def close(self):

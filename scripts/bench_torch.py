@@ -20,7 +20,8 @@ print one JSON line per config, with the ratios plain / PyTorch and fused / PyTo
 ms per step (below 1 means minitx is faster), and plain / fused.
 
 --threads N sets both libraries' thread count (OPENBLAS_NUM_THREADS before NumPy is imported,
-and torch.set_num_threads); without it each uses its own default.
+minitx's train.threads, and torch.set_num_threads); without it minitx uses its config's
+train.threads (1) and PyTorch its own default.
 """
 
 import argparse
@@ -300,7 +301,8 @@ def torch_gemm_peak_gflops(n=2048, repeats=5):
 
 def main():
     for config in ARGS.configs:
-        plain, fused = StepBench(config, ARGS.set, fused=False), StepBench(config, ARGS.set, fused=True)
+        overrides = ARGS.set + ([f"train.threads={ARGS.threads}"] if ARGS.threads else [])
+        plain, fused = StepBench(config, overrides, fused=False), StepBench(config, overrides, fused=True)
         tx = TorchStep(plain)
         # Timing different computations would mean nothing: stop unless both minitx models
         # compute PyTorch's loss and gradients (float32 rounding allows about 1e-5).

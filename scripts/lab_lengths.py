@@ -42,6 +42,7 @@ from minitx.decode import greedy, length_limit  # noqa: E402
 from minitx.run import load_run  # noqa: E402
 
 N_TEST = 200  # sequences per length
+EXTRA = 10  # tokens we let the model write past the source's length, so a run-on shows as one
 
 
 def training_sources(cfg, steps):
@@ -87,7 +88,7 @@ def main():
             print(f"{L:>6}  {trained[L]:>10,}  {0:>6}  {'-':>11}  (every test sequence was seen in training)")
             continue
         src = pad_sources([src_ids[i] for i in new])  # (n, L + 1)
-        out = greedy(model, src, length_limit(model, L + cfg.eval.max_decode_extra)).tolist()
+        out = greedy(model, src, length_limit(model, L + EXTRA)).tolist()
         firsts = Counter()
         right = 0
         for i, row in zip(new, out):

@@ -58,7 +58,7 @@ def measure(run_dir):
     cfg, model, task = load_run(run_dir)
     metrics = evaluate(model, task, "test", cfg, greedy)  # greedy: real decoding, never the shortcut
     src = encode_input(EXAMPLE, cfg, task)  # (1, S)
-    out = greedy(model, src, src.shape[1] + cfg.eval.max_decode_extra)[0].tolist()
+    out = greedy(model, src, cfg.eval.max_output_len)[0].tolist()  # the run's own decoding limit
     out = out[: out.index(EOS) + 1] if EOS in out else out  # what it wrote, </s> included
     example = " ".join(task.tgt_vocab.itos[i] for i in out)
     return cfg, metrics, weight_on_next(model, task, "test", cfg.eval.batch_size), example

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from error_cases import CASES  # noqa: E402
+from error_cases import CASES, as_documented  # noqa: E402
 from minitx.cli import main  # noqa: E402
 
 HEADER = """# Errors: every bad input and the message it gets
@@ -24,7 +24,7 @@ HEADER = """# Errors: every bad input and the message it gets
 A mistake in what you give minitx gets one line on standard error, starting `minitx: error:`,
 and exit status 2, never a traceback. Each row below is a test in `tests/test_errors.py`; the
 messages are the real ones, written by `python scripts/make_errors_doc.py` (paths are relative to
-a scratch directory).
+a scratch directory, and `<N>` stands for the machine's memory size).
 
 Two situations are not errors:
 - Words the model never saw in training are read as `<unk>`, with a warning naming them.
@@ -58,7 +58,7 @@ def main_():
                 os.chdir(cwd)
         message = err.getvalue().strip().splitlines()[-1]
         assert status == 2, (what, status, message)
-        message = message.replace(str(ROOT), "<repo>").replace("|", "/")
+        message = as_documented(message)
         rows.append(f"| {what} | `{message}` |")
     (ROOT / "docs" / "errors.md").write_text(HEADER + "\n".join(rows) + "\n")
     print(f"wrote {len(rows)} rows to docs/errors.md")

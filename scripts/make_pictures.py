@@ -72,11 +72,11 @@ def ensure_trained(config):
         # A run stopped before its first checkpoint; `train` would otherwise pick a new name.
         shutil.rmtree(run_dir)
     print(f"training {config} into {run_dir.relative_to(REPO_ROOT)} ...", flush=True)
-    command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(run_dir)]
     # One BLAS thread unless the caller chose otherwise, as `make train` does: the thread count
     # changes the order of float additions, so this keeps these runs identical to make's.
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
-    subprocess.run(command, cwd=REPO_ROOT, check=True, env=env)
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+    command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(run_dir), "--threads", threads]
+    subprocess.run(command, cwd=REPO_ROOT, check=True)
     return run_dir
 
 

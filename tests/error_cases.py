@@ -6,11 +6,20 @@ in test_errors.py run each case through the real command line; scripts/make_erro
 the same cases to write the table in docs/errors.md, so the documented messages are real.
 """
 
+import re
 from pathlib import Path
 
 
-TINY = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "configs" / "tiny.yaml"
 FAST = ["--set", "train.steps=2", "--set", "train.eval_every=2", "--set", "data.n_valid=4", "--set", "data.n_test=4", "--quiet"]
+
+
+def as_documented(message):
+    """A message as docs/errors.md shows it: the same on every machine (the repository path and
+    the machine's memory size stand as <repo> and <N>), with no "|" to break the table."""
+    message = message.replace(str(ROOT), "<repo>").replace("|", "/")
+    return re.sub(r"it has [0-9.e+]+ GB of memory", "it has <N> GB of memory", message)
 
 
 def config(text, name="my.yaml"):
@@ -98,4 +107,16 @@ CASES += [
     ("an explained head the model does not have", lambda: ["explain", trained_run(), "1 2 3", "--head", "9"], r"--head 9: this model has heads 0 to 3"),
     ("lowrank --heads with --base", lambda: ["lowrank", trained_run(), "--heads", "--base", "run"], r"--heads and --base: choose one"),
     ("a test length that does not fit the model", lambda: train(config("data:\n  test_max_len: 70\n")), r"my.yaml: data.test_max_len: 70 plus </s> does not fit"),
+    ("a data file that starts with a byte-order mark", lambda: train(tsv_config(b"\xef\xbb\xbfone\tun\ntwo\tdeux\n")),
+     r"train.tsv: starts with a UTF-8 byte-order mark \(BOM\), which would become part of the first word"),
+    ("a data file whose lines are all empty on both sides", lambda: train(tsv_config(b"\t\n \t \n\t\n")),
+     r"train.tsv: no sentence pairs: its 3 line\(s\) hold only tabs and spaces"),
+    ("a model too large for memory", lambda: train(str(TINY), "--set", "train.warmup=0", "--set", "model.d_model=1000000000"),
+     r"model too large for this machine: about 2.4e\+19 parameters need 3.84e\+11 GB .* GB of memory; make model.d_model \(now 1000000000\)"),
+    ("a retired config key", lambda: train(config("eval:\n  max_decode_extra: 10\n")),
+     r"my.yaml: eval.max_decode_extra: no longer used, remove it"),
+    ("a decoding limit longer than the positional table", lambda: train(config("eval:\n  max_output_len: 100\n")),
+     r"my.yaml: eval.max_output_len: 100 is more than model.max_len \(64\)"),
+    ("--max-len longer than the positional table", lambda: ["eval", trained_run(), "--max-len", "65"],
+     r"--max-len 65: more than this run's model.max_len \(64\)"),
 ]

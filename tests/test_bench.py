@@ -2,6 +2,7 @@
 the model's matrix products. Nothing here is timed: speed depends on the machine."""
 
 import json
+import os
 
 import pytest
 
@@ -87,3 +88,25 @@ def test_bench_command_prints_one_json_line_per_implementation(monkeypatch, caps
     assert (plain["impl"], fused["impl"]) == ("plain", "fused"), lines
     for result in (plain, fused):
         assert KEYS <= set(result), result
+
+
+def test_minitx_sets_its_own_blas_threads_and_bench_reports_them(monkeypatch, capsys):
+    # Whatever OPENBLAS_NUM_THREADS said, minitx asks the BLAS library (through threadpoolctl)
+    # for the config's train.threads, or --threads, and bench reports what the library says.
+    from minitx.run import blas_threads, use_blas_threads
+
+    fast_peak(monkeypatch)
+    counts = [1, 2] if (os.cpu_count() or 1) >= 2 else [1]
+    try:
+        for n in counts:
+            args = ["bench", "tiny", "--steps", "1", "--warmup", "0", "--threads", str(n)]
+            for override in SMALL:
+                args += ["--set", override]
+            assert main(args) == 0
+            reported = [json.loads(line)["blas_threads"] for line in capsys.readouterr().out.splitlines()]
+            assert reported == [n, n] and blas_threads() == n, (n, reported)
+        # After the last count, a bench without --threads goes back to train.threads: 1.
+        bench.StepBench("tiny", SMALL)
+        assert blas_threads() == 1, blas_threads()
+    finally:
+        use_blas_threads(1)

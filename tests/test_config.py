@@ -158,6 +158,9 @@ def test_int_accepted_for_float(tmp_path):
         ("train:\n  schedule: cosine\n  warmup: 500\n  steps: 400\n", "train.warmup"),
         ("eval:\n  batch_size: 0\n", "eval.batch_size"),
         ("eval:\n  beam: 0\n", "eval.beam"),
+        ("eval:\n  max_output_len: -1\n", "eval.max_output_len"),
+        ("eval:\n  max_output_len: 65\n", "eval.max_output_len"),
+        ("eval:\n  output_margin: 0.5\n", "eval.output_margin"),
     ],
 )
 def test_invalid_values_name_file_and_key(tmp_path, text, key):
@@ -256,3 +259,35 @@ def test_shipped_numbers_config_loads(monkeypatch):
     assert (cfg.model.d_model, cfg.train.steps, cfg.train.target_exact_match) == (128, 6000, 0.99)
     tour = load_config(resolve_config_path("tour_numbers"))
     assert tour.data.train == cfg.data.train and tour.model.d_model == 64
+
+
+def test_the_decoding_limit_comes_from_the_data_unless_the_config_sets_it(tmp_path):
+    from minitx.data import load_task
+    from minitx.decode import output_limit
+
+    def limit(*sets):
+        cfg = load_config(CONFIG_DIR / "tiny.yaml", sets)
+        return output_limit(cfg, load_task(cfg))
+
+    # tiny copies 10 symbols: the longest target is 10 tokens + </s>, times 1.5, rounded up.
+    assert limit() == (17, "eval.output_margin 1.5 x the longest training target, 10 tokens + </s>"), limit()
+    assert limit("eval.output_margin=2")[0] == 22
+    assert limit("model.max_len=12") == (12, "model.max_len; eval.output_margin 1.5 x the longest training target, 10 tokens + </s>, would be 17")
+    assert limit("eval.max_output_len=40") == (40, "eval.max_output_len")
+
+
+def test_the_retired_max_decode_extra_says_what_replaced_it(tmp_path):
+    message = error_of(write(tmp_path, "eval:\n  max_decode_extra: 10\n", "old.yaml"))
+    assert "old.yaml: eval.max_decode_extra: no longer used, remove it: the decoding limit now comes from the data" in message, message
+    # A run directory's config.yaml written before the key was retired still loads.
+    old_run = write(tmp_path, "eval:\n  max_decode_extra: 10\n", "config.yaml")
+    assert load_config(old_run, run_config=True).eval.max_output_len == 0
+
+
+def test_a_yaml_config_with_a_byte_order_mark_reads_as_without(tmp_path):
+    # The YAML spec allows a byte-order mark at the start of a stream and PyYAML skips it, so
+    # unlike a TSV file (where it would join the first word, and is an error) nothing is lost.
+    text = "model:\n  d_model: 32\ntrain:\n  steps: 5\n"
+    with_bom = tmp_path / "bom.yaml"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_config(with_bom) == load_config(write(tmp_path, text, "plain.yaml"))

@@ -1,10 +1,13 @@
 """Decoding: the key/value cache changes how much work a step does, never its answer; beam
 search with one beam is greedy decoding, and with more beams finds outputs at least as likely."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from helpers import padded_batch, small_model_config
+from minitx import decode as decode_module
 from minitx.data import BOS, EOS, PAD
 from minitx.decode import (
     IncrementalDecoder,
@@ -127,3 +130,99 @@ def test_decoding_stops_at_the_positional_table_instead_of_failing():
     for decode in (greedy, greedy_uncached, lambda m, s, n: beam_search(m, s, n, beam=2)):
         out = decode(model, src, 50)
         assert out.shape[1] <= 6, out.shape
+
+
+def before_first_eos(row):
+    """The tokens a decoder chose for one output row: everything up to its first </s>."""
+    eos = np.flatnonzero(row == EOS)
+    return row[: eos[0]] if len(eos) else row
+
+
+def test_decoding_never_chooses_pad_or_bos_even_when_the_model_prefers_them():
+    # An untied output layer whose bias makes <pad> the most likely token everywhere and <s>
+    # the second: an untrained or badly trained model can rate them highly too.
+    model = make_model(11, "pre", tie_output=False)
+    model.decoder.out.params["b"][PAD] = 50.0
+    model.decoder.out.params["b"][BOS] = 40.0
+    src = make_sources(12)
+    memory, src_mask = model.encode(src)
+    first = model.decode(np.full((6, 1), BOS), memory, src_mask)[:, 0]  # (6, V)
+    assert np.all(first.argmax(axis=-1) == PAD), first.argmax(axis=-1)  # what a plain argmax picks
+
+    decoders = {"greedy": greedy, "greedy_uncached": greedy_uncached,
+                "beam 1": lambda m, s, n: beam_search(m, s, n, beam=1),
+                "beam 3": lambda m, s, n: beam_search(m, s, n, beam=3, length_penalty=1.0)}
+    for name, decode in decoders.items():
+        out = decode(model, src, 12)
+        for i, row in enumerate(out):
+            chosen = before_first_eos(row)
+            assert not np.isin(chosen, [PAD, BOS]).any(), f"{name}, input {i}: {row}"
+            assert np.all(row[len(chosen) + 1 :] == PAD), f"{name}, input {i}: after </s> only <pad>: {row}"
+
+
+class ScriptedDecoder:
+    """Stands in for IncrementalDecoder: the next-token probabilities depend only on the prefix
+    and come from `probs(prefix) -> {token: probability}`. Every other token gets 1e-9."""
+
+    def __init__(self, probs, V, n_rows):
+        self.probs, self.V = probs, V
+        self.prefixes = [()] * n_rows
+
+    def step(self, ids):
+        self.prefixes = [p + (int(i),) for p, i in zip(self.prefixes, ids)]
+        logits = np.full((len(ids), self.V), np.log(1e-9))
+        for r, prefix in enumerate(self.prefixes):
+            for token, p in self.probs(prefix[1:]).items():  # the prefix without its <s>
+                logits[r, token] = np.log(p)
+        return logits
+
+    def select(self, rows):
+        self.prefixes = [self.prefixes[r] for r in rows]
+
+
+def test_beam_search_does_not_stop_while_a_longer_output_can_still_win(monkeypatch):
+    # Tokens a = 4 and b = 5. After <s>: </s> 0.5, a 0.4, b 0.1. After "b": </s> 0.9. After
+    # a run of a's: another "a" with 0.999 until there are five, then </s> with 0.999.
+    # With alpha = 1, lp(L) = (5 + L) / 6:
+    #   ""           (finished at length 1)  log 0.5 / lp(1)                     = -0.693
+    #   "a a a a a"  (finished at length 6)  (log 0.4 + 5 log 0.999) / lp(6)   = -0.503
+    # so "a a a a a" is the better output. After one step the live "a" scores
+    # log 0.4 / lp(1) = -0.916 and after two "a a" scores -0.917 / lp(2) = -0.786: both behind
+    # the finished "", which is where a rule comparing live scores now would stop.
+    A, Bt = 4, 5
+
+    def probs(prefix):
+        if prefix == ():
+            return {EOS: 0.5, A: 0.4, Bt: 0.1}
+        if prefix[0] == Bt:
+            return {EOS: 0.9, A: 0.1}
+        return {A: 0.999, EOS: 0.001} if len(prefix) < 5 else {EOS: 0.999, A: 0.001}
+
+    V, alpha, max_len = 8, 1.0, 10
+    model = SimpleNamespace(decoder=SimpleNamespace(positions=SimpleNamespace(table=np.zeros((max_len, 1)))))
+    monkeypatch.setattr(decode_module, "IncrementalDecoder", lambda m, src: ScriptedDecoder(probs, V, len(src)))
+    src = np.zeros((1, 3), dtype=np.int64)
+
+    lp = lambda L: (5 + L) / 6
+    empty = np.log(0.5) / lp(1)
+    five_a = (np.log(0.4) + 5 * np.log(0.999) + np.log(0.999)) / lp(6)
+    live_after_two = (np.log(0.4) + np.log(0.999)) / lp(2)
+    print(f"'' {empty:.3f}, 'a a a a a' {five_a:.3f}, live 'a a' now {live_after_two:.3f}")
+    assert live_after_two < empty < five_a  # the old stop would return "", the worse output
+
+    for beam in (2, 3):
+        out = beam_search(model, src, max_len, beam=beam, length_penalty=alpha)[0]
+        assert out.tolist() == [A] * 5 + [EOS], f"beam {beam}: {out}"
+    # Greedy (and beam 1) takes </s> at once.
+    assert beam_search(model, src, max_len, beam=1, length_penalty=alpha)[0].tolist() == [EOS]
+
+
+def test_a_hypothesis_cut_at_the_limit_still_competes(monkeypatch):
+    # "a" forever (0.99 each step) against </s> at once (0.3): with alpha = 1 and a limit of 8,
+    # the cut "a" * 8 scores 8 log 0.99 / lp(8) = -0.037, far better than "" at log 0.3 = -1.2.
+    A = 4
+    model = SimpleNamespace(decoder=SimpleNamespace(positions=SimpleNamespace(table=np.zeros((8, 1)))))
+    monkeypatch.setattr(decode_module, "IncrementalDecoder",
+                        lambda m, src: ScriptedDecoder(lambda p: {EOS: 0.3, A: 0.69} if p == () else {A: 0.99}, 6, len(src)))
+    out = beam_search(model, np.zeros((1, 2), dtype=np.int64), 8, beam=2, length_penalty=1.0)[0]
+    assert out.tolist() == [A] * 8, out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from error_cases import CASES
+from error_cases import CASES, as_documented
 from minitx.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ def test_bad_input_gets_a_one_line_error(what, setup, pattern, tmp_path, monkeyp
     assert status == 2, f"{what}: exit status {status}, stderr {err}"
     assert len(err) == 1 and err[0].startswith("minitx: error: "), f"{what}: {err}"
     assert re.search(pattern, err[0]), f"{what}: {err[0]!r} does not match {pattern!r}"
-    documented = err[0].replace(str(ROOT), "<repo>").replace("|", "/")
+    documented = as_documented(err[0])
     assert f"| {what} | `{documented}` |" in (ROOT / "docs" / "errors.md").read_text(), (
         f"{what}: docs/errors.md does not show {documented!r}; run scripts/make_errors_doc.py")
 

@@ -182,3 +182,27 @@ def test_names_freezes_the_other_parameters():
 
     with pytest.raises(ValueError, match="unknown parameter"):
         Adam(params, names=["lora.B"])
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam"])
+def test_weight_decay_shrinks_weight_matrices_only_never_gains_or_biases(optimizer):
+    # A real model (tiny's, untied so it also has an output bias) and a zero gradient: Adam's
+    # own step is then exactly zero, so any change is the decay alone.
+    from minitx.config import CONFIG_DIR, load_config
+    from minitx.data import load_task
+    from minitx.run import build_model, build_optimizer
+
+    cfg = load_config(CONFIG_DIR / "tiny.yaml", ["model.tie_output=false", f"train.optimizer={optimizer}", "train.weight_decay=0.1"])
+    model = build_model(cfg, load_task(cfg), dtype=np.float64)
+    before = {n: p.copy() for n, p in model.params.items()}
+    build_optimizer(cfg, model.params).step({n: np.zeros_like(p) for n, p in model.params.items()}, lr=0.01)
+
+    changed = sorted(n for n, p in model.params.items() if not np.array_equal(p, before[n]))
+    kept = sorted(n for n in model.params if n not in changed)
+    assert changed and all(model.params[n].ndim == 2 for n in changed), changed
+    assert all(n.endswith((".gamma", ".beta", ".b")) for n in kept), kept
+    assert "decoder.out.b" in kept and "encoder.layers.0.res_self.norm.gamma" in kept, kept
+    assert "decoder.out.W" in changed and "encoder.embedding.W" in changed, changed
+    if optimizer == "adamw":  # decoupled: every matrix shrinks by exactly (1 - lr * weight_decay)
+        for n in changed:
+            assert_close(n, model.params[n], before[n] * (1 - 0.01 * 0.1), rtol=1e-12)

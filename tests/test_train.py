@@ -1,9 +1,12 @@
 """Training runs end to end: loss falls, runs repeat exactly, checkpoints round-trip, resume
 is exact, and no interruption loses work."""
 
+import itertools
 import json
 import os
+import random
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -158,6 +161,7 @@ def test_eval_and_translate_commands(tmp_path, capsys):
     assert main(["eval", str(run_dir), "--split", "valid"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 40 and 0 <= out["exact_match"] <= 1 and 0 <= out["token_acc"] <= 1, out
+    assert out["max_output_len"] == 17 and 0 <= out["cut"] <= 40, out  # 1.5 x (10 + </s>), rounded up
     assert main(["translate", str(run_dir), "3 1 4 1 5"]) == 0
     words = capsys.readouterr().out.split()
     assert all(w in [str(i) for i in range(10)] for w in words), words
@@ -214,3 +218,144 @@ def test_a_checkpoint_from_before_a_config_key_existed_resumes_as_its_default():
     changed.data.test_max_len = 12
     with pytest.raises(UserError, match="data.test_max_len = 0, the config says 12"):
         check_compatible(changed, json.dumps(saved), "old/checkpoint.npz")
+
+
+def test_elapsed_s_continues_across_a_resume(tmp_path, monkeypatch):
+    # A fake clock that advances one second per training step makes the times exact: without
+    # the saved elapsed_s, the resumed session would start again from 0 s.
+    clock = {"now": 0.0}
+    real_step = train_module.train_step
+
+    def step_taking_one_second(*args):
+        clock["now"] += 1.0
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(train_module, "train_step", step_taking_one_second)
+    press_ctrl_c_during_step(monkeypatch, 15)  # wraps the one-second step
+    with pytest.raises(Interrupted):
+        run(tmp_path, "r", steps=20, every=10)
+    saved = float(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["elapsed_s"])
+    assert saved == 15.0, saved
+
+    monkeypatch.setattr(train_module, "train_step", step_taking_one_second)
+    run(tmp_path, "r", steps=20, every=10, resume=True)
+    times = [(r["step"], r["elapsed_s"]) for r in metrics(tmp_path / "r")]
+    assert times == [(10, 10.0), (20, 20.0)], times
+
+
+def test_an_evaluation_logged_after_the_last_checkpoint_is_not_duplicated_on_resume(tmp_path, monkeypatch, capsys):
+    # Evaluate every 5 steps but checkpoint every 10, and crash hard (no Ctrl-C, no last save)
+    # during step 17: metrics.jsonl then holds the evaluation of step 15, the checkpoint step 10.
+    extra = ["train.checkpoint_every=10"]
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def crash_at_17(*args):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise RuntimeError("simulated crash")
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", crash_at_17)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tmp_path, "r", steps=20, every=5, extra=extra)
+    assert [r["step"] for r in metrics(tmp_path / "r")] == [5, 10, 15]
+    assert int(checkpoint.load(tmp_path / "r" / checkpoint.CHECKPOINT)["step"]) == 10
+
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    capsys.readouterr()
+    run(tmp_path, "r", steps=20, every=5, extra=extra, resume=True)
+    assert "dropped 1 evaluation(s) logged after the checkpoint's step 10" in capsys.readouterr().out
+    resumed = metrics(tmp_path / "r")
+    assert [r["step"] for r in resumed] == [5, 10, 15, 20], resumed
+    # And the rows are those of a run that never crashed.
+    straight = metrics(run(tmp_path, "straight", steps=20, every=5, extra=extra))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+    assert strip(resumed) == strip(straight)
+
+
+def test_the_teacher_forced_shortcut_skips_pad_and_bos_as_greedy_does():
+    # Target "5 6 </s>". At position 1 the model rates <pad> highest and 6 second: greedy never
+    # chooses <pad>, so it still writes 6, and the shortcut must agree.
+    from minitx.data import make_batch
+
+    batch = make_batch([[4]], [[5, 6]])  # tgt_out (1, 3) = 5 6 </s>
+    logits = np.zeros((1, 3, 8))
+    logits[0, 0, 5] = logits[0, 1, 6] = logits[0, 2, 2] = 1.0
+    logits[0, 1, 0] = 3.0  # <pad>
+    assert train_module.greedy_would_match(logits, batch, max_len=3).tolist() == [True]
+    logits[0, 1, 7] = 2.0  # a real token above 6: now greedy goes wrong, and so does the shortcut
+    assert train_module.greedy_would_match(logits, batch, max_len=3).tolist() == [False]
+
+
+def test_outputs_five_times_longer_than_their_inputs_are_decoded_in_full(tmp_path, monkeypatch, capsys):
+    # Each source token repeated five times: sources of 1 to 4 tokens over a, b, c, d, targets
+    # of 5 to 20. The old limit, source length + </s> + 10 extra tokens, cut every target of
+    # 15 tokens or more, so exact match stayed low while token accuracy was near 1.
+    monkeypatch.chdir(tmp_path)
+    pairs = [(" ".join(s), " ".join(x for x in s for _ in range(5)))
+             for n in range(1, 5) for s in itertools.product("abcd", repeat=n)]
+    random.Random(0).shuffle(pairs)
+    write = lambda name, rows: (tmp_path / name).write_text("".join(f"{s}\t{t}\n" for s, t in rows))
+    write("train.tsv", pairs[40:])
+    write("valid.tsv", pairs[:40])
+    (tmp_path / "rep.yaml").write_text(
+        "model:\n  d_model: 32\n  d_ff: 64\n"
+        "data:\n  task: tsv\n  train: train.tsv\n  valid: valid.tsv\n  test: valid.tsv\n"
+        "train:\n  lr: 1.0e-2\n  warmup: 30\n  steps: 300\n  eval_every: 300\n  batch_size: 32\n")
+    run_dir = train(str(tmp_path / "rep.yaml"), out=tmp_path / "r", quiet=True)
+    cfg, model, task = run_module.load_run(run_dir)
+    assert cfg.eval.max_output_len == 32  # 1.5 x (20 + </s>), rounded up, recorded in config.yaml
+    from minitx.decode import greedy
+
+    forced = train_module.evaluate(model, task, "valid", cfg)  # read off the teacher-forced pass
+    decoded = train_module.evaluate(model, task, "valid", cfg, greedy)
+    print(f"teacher-forced {forced}\ndecoded        {decoded}")
+    assert decoded["exact_match"] >= 0.9 and decoded["cut"] == forced["cut"] == 0, decoded
+    assert decoded["exact_match"] == forced["exact_match"], (forced, decoded)
+    # Decoded text is also scored with BLEU and chrF; training's evaluations decode TSV tasks.
+    assert decoded["bleu"] > 90 and decoded["chrf"] > 90 and "bleu" not in forced, decoded
+    logged = metrics(run_dir)[-1]
+    assert logged["bleu"] == decoded["bleu"] and logged["bleu_signature"].startswith("nrefs:1|"), logged
+
+    cfg.eval.max_output_len = 15  # the old limit for a batch with a 4-token source
+    forced_old = train_module.evaluate(model, task, "valid", cfg)
+    decoded_old = train_module.evaluate(model, task, "valid", cfg, greedy)
+    print(f"limit 15: teacher-forced {forced_old}\n          decoded        {decoded_old}")
+    assert decoded_old["exact_match"] == forced_old["exact_match"] < decoded["exact_match"] - 0.5, decoded_old
+    assert decoded_old["cut"] > 0 and forced_old["cut"] > 0, (forced_old, decoded_old)
+
+    # The eval command says so too, and --max-len lets the user choose the limit.
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--split", "valid", "--max-len", "15"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["cut"] == decoded_old["cut"], out
+    assert f"note: {decoded_old['cut']} of 40 outputs reached the length limit of 15 tokens without </s>" in err, err
+    assert main(["eval", str(run_dir), "--max-len", "65"]) == 2
+    assert "--max-len 65: more than this run's model.max_len (64)" in capsys.readouterr().err
+
+
+def test_train_and_eval_set_the_blas_threads_themselves(tmp_path, capsys):
+    # As if OPENBLAS_NUM_THREADS had said 2: train and eval still use the config's one thread.
+    from minitx.run import blas_threads, use_blas_threads
+
+    use_blas_threads(2)
+    run_dir = run(tmp_path, "r", steps=10, every=10)
+    assert blas_threads() == 1 and "threads: 1" in (run_dir / "config.yaml").read_text()
+    use_blas_threads(2)
+    assert main(["eval", str(run_dir), "--split", "valid"]) == 0
+    assert blas_threads() == 1
+    assert main(["translate", str(run_dir), "3 1 4", "--threads", "1"]) == 0
+    assert blas_threads() == 1
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("tie_output", [True, False])
+def test_the_memory_check_counts_exactly_the_parameters_the_model_allocates(norm, tie_output):
+    cfg = run_module.load_config(run_module.resolve_config_path("tiny"), [f"model.norm={norm}", f"model.tie_output={tie_output}",
+                                                                          "model.n_enc_layers=3", "model.d_ff=96"])
+    task = run_module.load_task(cfg)
+    model = run_module.build_model(cfg, task)
+    counted = run_module.count_params(cfg.model, len(task.src_vocab), len(task.tgt_vocab))
+    assert counted == model.n_params(), f"counted {counted}, the model has {model.n_params()}"

@@ -13,6 +13,8 @@ much of the machine that step used:
                       measured in the same run, so both numbers see the same machine and threads
     mfu               gflops / gemm_peak_gflops ("model FLOPs utilisation")
     peak_rss_mb       the process's peak resident memory (getrusage ru_maxrss)
+    blas_threads      the threads the BLAS library reports using (threadpoolctl), set from the
+                      config's train.threads or --threads
 
 Counting the FLOPs. A product (M, K) @ (K, N) costs 2*M*K*N FLOPs: M*N dot products of length K,
 one multiply and one add each. With B batch, S source and T target length (the padded arrays, as
@@ -48,7 +50,7 @@ from minitx.config import load_config, resolve_config_path
 from minitx.data import PAD, load_task
 from minitx.model import layer_set
 from minitx.optim import make_schedule
-from minitx.run import build_model, build_optimizer
+from minitx.run import blas_threads, build_model, build_optimizer, use_blas_threads
 from minitx.train import train_step
 
 N_BATCHES = 8  # distinct batches we cycle through: real data, drawn before the clock starts
@@ -101,6 +103,7 @@ class StepBench:
         """fused: time the plain (False) or fused (True) layers; None keeps the config's."""
         self.name = str(config)
         self.cfg = cfg = load_config(resolve_config_path(str(config)), overrides)
+        use_blas_threads(cfg.train.threads)
         if fused is not None:
             cfg.model.fused = fused
         task = load_task(cfg)
@@ -156,7 +159,7 @@ class StepBench:
             "ms_per_step_min": significant(min(times) * 1e3),
             "batch": [B, S, self.batches[0].tgt_in.shape[1]],
             "n_params": self.model.n_params(),
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", f"default ({os.cpu_count()} cores)"),
+            "blas_threads": blas_threads(),
             # OpenBLAS picks its kernels for the CPU it finds unless OPENBLAS_CORETYPE pins
             # them, and every time here depends on that choice: on an AVX-512 CPU, pinning the
             # AVX2 "Haswell" kernels roughly halves the matrix-product peak.
@@ -189,5 +192,6 @@ def bench_both(config="tiny", steps=20, warmup=3, overrides=(), peak_size=2048):
 
 
 def run_cli(args):
-    for report in bench_both(args.config, args.steps, args.warmup, args.set):
+    threads = [f"train.threads={args.threads}"] if args.threads else []
+    for report in bench_both(args.config, args.steps, args.warmup, args.set + threads):
         print(json.dumps(report))

@@ -30,7 +30,7 @@ import numpy as np
 
 from minitx.tools import plots
 from minitx.data import BOS, EOS, detokenize, encode_input
-from minitx.decode import greedy
+from minitx.decode import greedy, output_limit
 from minitx.errors import UserError
 
 SHADES = " ░▒▓█"
@@ -113,7 +113,7 @@ def look(model, task, cfg, text):
     Returns (source tokens, output tokens, {kind: AttentionMaps}). The output tokens end with
     </s> when the model produced it."""
     src = encode_input(text, cfg, task)  # (1, S)
-    out = greedy(model, src, src.shape[1] + cfg.eval.max_decode_extra)[0].tolist()
+    out = greedy(model, src, output_limit(cfg, task)[0])[0].tolist()
     out = out[: out.index(EOS) + 1] if EOS in out else out  # the tokens written, </s> included
     # Step t reads <s> y1 ... y(t-1) and writes y_t, so the decoder input is the output shifted
     # right by one: exactly what greedy decoding fed it, now in a single pass.
