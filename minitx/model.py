@@ -79,19 +79,23 @@ class EncoderLayer(Module):
     def forward(self, x, src_mask):
         """x (B, S, D), src_mask (B, 1, 1, S) -> (B, S, D)."""
         h = self.res_self.branch(x)  # (B, S, D)
-        x = self.res_self.merge(x, self.self_attn.forward(h, h, src_mask))  # (B, S, D)
+        a = self.self_attn.forward(h, h, src_mask)  # (B, S, D)
+        x = self.res_self.merge(x, a)  # (B, S, D)
         h = self.res_ff.branch(x)  # (B, S, D)
-        return self.res_ff.merge(x, self.ff.forward(h))  # (B, S, D)
+        f = self.ff.forward(h)  # (B, S, D)
+        return self.res_ff.merge(x, f)  # (B, S, D)
 
     def backward(self, dout):
         """dout (B, S, D) -> dx (B, S, D)."""
-        # forward: return self.res_ff.merge(x, self.ff.forward(h))
+        # forward: return self.res_ff.merge(x, f)
         dx, df = self.res_ff.merge_backward(dout)  # (B, S, D) each
+        # forward: f = self.ff.forward(h)
         dh = self.ff.backward(df)  # (B, S, D)
         # forward: h = self.res_ff.branch(x)
         dx = dx + self.res_ff.branch_backward(dh)  # (B, S, D)
-        # forward: x = self.res_self.merge(x, self.self_attn.forward(h, h, src_mask))
+        # forward: x = self.res_self.merge(x, a)
         dx, da = self.res_self.merge_backward(dx)  # (B, S, D) each
+        # forward: a = self.self_attn.forward(h, h, src_mask)
         dh_q, dh_kv = self.self_attn.backward(da)  # (B, S, D) each: h was both x_q and x_kv
         # forward: h = self.res_self.branch(x)
         dx = dx + self.res_self.branch_backward(dh_q + dh_kv)  # (B, S, D)
@@ -115,27 +119,33 @@ class DecoderLayer(Module):
         """y (B, T, D), memory (B, S, D), tgt_mask (B, 1, T, T), src_mask (B, 1, 1, S)
         -> (B, T, D). Queries come from y; cross-attention's keys and values from memory."""
         h = self.res_self.branch(y)  # (B, T, D)
-        y = self.res_self.merge(y, self.self_attn.forward(h, h, tgt_mask))  # (B, T, D)
+        a = self.self_attn.forward(h, h, tgt_mask)  # (B, T, D)
+        y = self.res_self.merge(y, a)  # (B, T, D)
         h = self.res_cross.branch(y)  # (B, T, D)
-        y = self.res_cross.merge(y, self.cross_attn.forward(h, memory, src_mask))  # (B, T, D)
+        c = self.cross_attn.forward(h, memory, src_mask)  # (B, T, D)
+        y = self.res_cross.merge(y, c)  # (B, T, D)
         h = self.res_ff.branch(y)  # (B, T, D)
-        return self.res_ff.merge(y, self.ff.forward(h))  # (B, T, D)
+        f = self.ff.forward(h)  # (B, T, D)
+        return self.res_ff.merge(y, f)  # (B, T, D)
 
     def backward(self, dout):
         """dout (B, T, D) -> dy (B, T, D), dmemory (B, S, D). Cross-attention is the only block
         that reads memory, so dmemory is its dx_kv; the Decoder adds these up over its layers."""
-        # forward: return self.res_ff.merge(y, self.ff.forward(h))
+        # forward: return self.res_ff.merge(y, f)
         dy, df = self.res_ff.merge_backward(dout)  # (B, T, D) each
+        # forward: f = self.ff.forward(h)
         dh = self.ff.backward(df)  # (B, T, D)
         # forward: h = self.res_ff.branch(y)
         dy = dy + self.res_ff.branch_backward(dh)  # (B, T, D)
-        # forward: y = self.res_cross.merge(y, self.cross_attn.forward(h, memory, src_mask))
-        dy, da = self.res_cross.merge_backward(dy)  # (B, T, D) each
-        dh, dmemory = self.cross_attn.backward(da)  # (B, T, D), (B, S, D)
+        # forward: y = self.res_cross.merge(y, c)
+        dy, dc = self.res_cross.merge_backward(dy)  # (B, T, D) each
+        # forward: c = self.cross_attn.forward(h, memory, src_mask)
+        dh, dmemory = self.cross_attn.backward(dc)  # (B, T, D), (B, S, D)
         # forward: h = self.res_cross.branch(y)
         dy = dy + self.res_cross.branch_backward(dh)  # (B, T, D)
-        # forward: y = self.res_self.merge(y, self.self_attn.forward(h, h, tgt_mask))
+        # forward: y = self.res_self.merge(y, a)
         dy, da = self.res_self.merge_backward(dy)  # (B, T, D) each
+        # forward: a = self.self_attn.forward(h, h, tgt_mask)
         dh_q, dh_kv = self.self_attn.backward(da)  # (B, T, D) each: h was both x_q and x_kv
         # forward: h = self.res_self.branch(y)
         dy = dy + self.res_self.branch_backward(dh_q + dh_kv)  # (B, T, D)
@@ -257,7 +267,7 @@ class Transformer(Module):
         self.pad_id = pad_id
         self.rng = rng
         self.dtype = dtype
-        self.causal = getattr(cfg, "causal", True)
+        self.causal = cfg.causal
         layers = layer_set(cfg.fused)
         self.encoder = self._child("encoder", Encoder(src_vocab_size, cfg, pad_id, rng, layers, dtype))
         self.decoder = self._child("decoder", Decoder(tgt_vocab_size, cfg, pad_id, rng, layers, dtype))
@@ -290,7 +300,7 @@ class Transformer(Module):
 
     def backward(self, dlogits):
         """The forward read in reverse: decoder first, then the encoder with the summed dmemory."""
-        # forward: logits = self.decode(tgt_in, memory, src_mask)
+        # forward (in decode): return self.decoder.forward(tgt_in, memory, ...)
         dmemory = self.decoder.backward(dlogits)  # (B, S, D)
-        # forward: memory = self.encoder.forward(src, src_mask)
+        # forward (in encode): return self.encoder.forward(src, src_mask), src_mask
         self.encoder.backward(dmemory)

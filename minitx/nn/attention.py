@@ -8,7 +8,8 @@ chosen". Keys and values are separate projections of the same input, so what a p
 matched on can differ from what it contributes.
 
 Multi-head attention runs H attentions of width K side by side. The heads are an extra array
-axis, (B, H, T, K), never a Python loop. One class serves all three uses in the model:
+axis, (B, H, T, K), never a Python loop (L below stands for S or T, whichever the input has).
+One class serves all three uses in the model:
     encoder self-attention:  forward(x, x, source padding mask)        scores (B, H, S, S)
     decoder self-attention:  forward(y, y, causal & target padding)    scores (B, H, T, T)
     cross-attention:         forward(y, memory, source padding mask)   scores (B, H, T, S)
@@ -145,16 +146,16 @@ class MultiHeadAttention(Module):
         x_kv feeds both the keys and the values, so its two gradients add. In self-attention
         x_q is x_kv too, and the caller adds dx_q + dx_kv.
         """
-        # forward: return self.output.forward(concat)
+        # forward (in attend): return self.output.forward(concat)
         dconcat = self.output.backward(dy)  # (B, T, D)
-        # forward: concat = merge_heads(heads)
+        # forward (in attend): concat = merge_heads(heads)
         dheads = split_heads(dconcat, self.n_heads)  # (B, H, T, K)
-        # forward: heads = self.attention.forward(q, k, v, mask)
+        # forward (in attend): heads = self.attention.forward(q, k, v, mask)
         dq, dk, dv = self.attention.backward(dheads)  # (B, H, T, K), (B, H, S, K), (B, H, S, K)
-        # forward: v = split_heads(self.value.forward(x_kv), H)
+        # forward: v = split_heads(self.value.forward(x_kv), self.n_heads)
         dx_kv = self.value.backward(merge_heads(dv))  # (B, S, D)
-        # forward: k = split_heads(self.key.forward(x_kv), H)
+        # forward: k = split_heads(self.key.forward(x_kv), self.n_heads)
         dx_kv = dx_kv + self.key.backward(merge_heads(dk))  # (B, S, D)
-        # forward: q = split_heads(self.query.forward(x_q), H)
+        # forward: q = split_heads(self.query.forward(x_q), self.n_heads)
         dx_q = self.query.backward(merge_heads(dq))  # (B, T, D)
         return dx_q, dx_kv

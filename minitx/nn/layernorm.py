@@ -41,6 +41,8 @@ class LayerNorm(Module):
         self.grads["gamma"] += (dout * xhat).reshape(-1, D).sum(axis=0)  # (D,)
         self.grads["beta"] += dout.reshape(-1, D).sum(axis=0)  # (D,)
         dxhat = dout * self.params["gamma"]  # (..., D)
-        # forward: xhat = (x - mean) * rstd
-        dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))  # (..., D)
+        # forward: xhat = (x - mean) * rstd, and mean, var and rstd are functions of x too
+        through_mean = dxhat.mean(axis=-1, keepdims=True)  # (..., 1): the path through mean
+        through_var = xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)  # (..., D): through var and rstd
+        dx = rstd * (dxhat - through_mean - through_var)  # (..., D)
         return dx

@@ -118,10 +118,10 @@ class FeedForward(Module):
 
     def backward(self, dout):
         """dout (B, L, D) -> dx (B, L, D): the forward's three calls read bottom-up."""
-        # forward: return lin2(a)
+        # forward: return self.lin2.forward(a)
         da = self.lin2.backward(dout)  # (B, L, F)
-        # forward: a = relu(h)
+        # forward: a = self.relu.forward(h)
         dh = self.relu.backward(da)  # (B, L, F)
-        # forward: h = lin1(x)
+        # forward: h = self.lin1.forward(x)
         dx = self.lin1.backward(dh)  # (B, L, D)
         return dx
