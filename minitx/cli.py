@@ -22,21 +22,26 @@ def cmd_train(args):
     train(resolve_config_path(args.config), args.set + threads, args.out, args.resume, args.quiet)
 
 
+def readable(metrics):
+    """Metrics for printing: floats to 6 significant digits (metrics.jsonl keeps them whole)."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in metrics.items()}
+
+
 def cmd_eval(args):
     from minitx.decode import decoder_for
-    from minitx.tools.ablate import eval_command
-
-    if args.ablate:
-        return eval_command(args.run_dir, args.split, args.beam, args.ablate)
     from minitx.run import load_run
+    from minitx.tools.ablate import ablated, describe, parse_specs
     from minitx.train import cut_note, evaluate
 
     cfg, model, task = load_run(args.run_dir, max_output_len=args.max_len, threads=args.threads)
     if args.split not in task.splits:
         raise UserError(f"--split {args.split}: no such split (choose from {', '.join(task.splits)})")
+    chosen = parse_specs(model, args.ablate)  # {} unless --ablate switches something off
     beam = args.beam or cfg.eval.beam
-    metrics = evaluate(model, task, args.split, cfg, decoder_for(beam, cfg.eval.length_penalty))
-    print(json.dumps({"split": args.split, "beam": beam, **metrics}))
+    with ablated(model, chosen):
+        metrics = evaluate(model, task, args.split, cfg, decoder_for(beam, cfg.eval.length_penalty))
+    ablation = {"ablated": describe(chosen, model)} if chosen else {}
+    print(json.dumps({"split": args.split, "beam": beam, **ablation, **readable(metrics)}))
     note = cut_note(metrics, remedy="evaluate again with a larger --max-len")
     if note:
         print(f"minitx: {note}", file=sys.stderr)
@@ -46,11 +51,13 @@ def cmd_translate(args):
     from minitx.decode import decoder_for
     from minitx.run import load_run
     from minitx.data import EOS, detokenize, encode_input
+    from minitx.tools.ablate import ablated, parse_specs
 
     cfg, model, task = load_run(args.run_dir, need_data=False, max_output_len=args.max_len, threads=args.threads)
     src = encode_input(args.text, cfg, task)  # (1, S)
     beam = args.beam or cfg.eval.beam
-    out = decoder_for(beam, cfg.eval.length_penalty)(model, src, cfg.eval.max_output_len)[0].tolist()
+    with ablated(model, parse_specs(model, args.ablate)):
+        out = decoder_for(beam, cfg.eval.length_penalty)(model, src, cfg.eval.max_output_len)[0].tolist()
     print(detokenize(task.tgt_vocab.decode(out), cfg.data.split_apostrophes))
     if EOS not in out:
         print(f"minitx: note: the output reached the length limit of {len(out)} tokens without </s>; "
@@ -175,9 +182,9 @@ def build_parser():
             p.add_argument("text", help='the input, e.g. "forty two" or "3 1 4 1 5"')
         else:
             p.add_argument("--split", default="test", help="valid or test (default test)")
-            p.add_argument("--ablate", action="append", default=[], metavar="SPEC",
-                           help="switch off an attention or one head, e.g. decoder.layers.1.cross_attn or "
-                                "encoder.layers.0.self_attn.head1 (repeatable, or a comma list)")
+        p.add_argument("--ablate", action="append", default=[], metavar="SPEC",
+                       help="switch off an attention or one head, e.g. decoder.layers.1.cross_attn or "
+                            "encoder.layers.0.self_attn.head1 (repeatable, or a comma list)")
         p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
         p.add_argument("--max-len", type=count(1), default=0, help="longest output to decode, </s> included (default: the run's eval.max_output_len)")
 

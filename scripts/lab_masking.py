@@ -14,6 +14,13 @@ We measure both runs on the same held-out test split:
   exact match: the output of real greedy decoding, token by token, equals the target;
   weight on the next position: for each decoder self-attention head, the mean weight row t puts on
   key t + 1 over the test set (the largest over heads); the causal mask makes it exactly 0.
+
+Last, why the mask goes on the scores, before the softmax: on one row of the causal model's
+decoder self-attention we take the softmax of every score, future included, and then zero the
+future. That row no longer sums to 1, and its weights on the past depend on the future's scores
+through the softmax's denominator: the future leaks in. Dividing by the row's new sum repairs
+both, and gives exactly the weights of masking before the softmax, which is the cheaper way to
+the same numbers.
 """
 
 import os
@@ -27,7 +34,7 @@ import numpy as np  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from minitx.data import EOS, PAD, encode_input  # noqa: E402
+from minitx.data import BOS, EOS, PAD, encode_input  # noqa: E402
 from minitx.decode import greedy  # noqa: E402
 from minitx.run import load_run  # noqa: E402
 from minitx.train import evaluate  # noqa: E402
@@ -64,6 +71,35 @@ def measure(run_dir):
     return cfg, metrics, weight_on_next(model, task, "test", cfg.eval.batch_size), example
 
 
+def mask_after_softmax(run_dir, row=3):
+    """Lines showing one decoder self-attention row (layer 0, head 0, of the causal run, reading
+    EXAMPLE) masked after the softmax, renormalised, and as the model masks it."""
+    cfg, model, task = load_run(run_dir)
+    src = encode_input(EXAMPLE, cfg, task)  # (1, S)
+    tgt_in = np.array([[BOS] + task.tgt_vocab.encode(EXAMPLE.split())])  # (1, T): the true target
+    model.forward(src, tgt_in)
+    q, k, _, _, P = model.decoder.layers[0].self_attn.attention.cache  # q, k (1, H, T, K), P (1, H, T, T)
+    scores = (q @ k.transpose(0, 1, 3, 2))[0, 0, row] / np.sqrt(q.shape[-1])  # (T,): every key, future included
+    e = np.exp(scores - scores.max())
+    after = e / e.sum()  # the softmax over all T keys
+    after[row + 1:] = 0.0  # then the future zeroed
+    renormalised = after / after.sum()
+    tokens = task.tgt_vocab.decode(tgt_in[0].tolist())
+    keys = ["<s>"] + tokens
+
+    def fmt(values):
+        return " ".join(f"{v:6.3f}" for v in values)
+
+    return [
+        f"\nmasking after the softmax instead: decoder layer 0, head 0 of {run_dir}, the row that has read "
+        f"{' '.join(keys[:row + 1])} (keys: {' '.join(keys)})",
+        f"  softmax of every score, then the future zeroed  {fmt(after)}   sum {after.sum():.3f}",
+        f"  the same, divided by its sum                    {fmt(renormalised)}   sum {renormalised.sum():.3f}",
+        f"  the model: future masked before the softmax     {fmt(P[0, 0, row])}   sum {P[0, 0, row].sum():.3f}",
+        f"  largest difference between the last two: {np.abs(renormalised - P[0, 0, row]).max():.1e}",
+    ]
+
+
 def main(argv):
     runs = argv[1:3] if len(argv) >= 3 else ["runs/tour/copy", "runs/tour/copy-nocausal"]
     for run in runs:
@@ -84,6 +120,7 @@ def main(argv):
     print(f"\ndecoding {EXAMPLE!r} greedily, token by token:")
     for label, (*_, example) in zip(labels, results):
         print(f"  {label:<14} wrote {example}")
+    print("\n".join(mask_after_softmax(runs[0])))
 
 
 if __name__ == "__main__":

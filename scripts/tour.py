@@ -33,6 +33,8 @@ RUNS = {
 
 EXPLAIN_INPUT = "3 1 4 1 5"
 NUMBERS_INPUT = "seven thousand two hundred forty one"
+OTHER_INPUT = "nine hundred five"
+NO_CROSS = "decoder.layers.0.cross_attn,decoder.layers.1.cross_attn"  # every cross-attention off
 
 # (output name, the command's arguments after `python`)
 COMMANDS = [
@@ -43,6 +45,9 @@ COMMANDS = [
     ("explain-numbers", ["-m", "minitx", "explain", "{numbers}", NUMBERS_INPUT, "--kind", "cross", "--layer", "1", "--head", "0"]),
     ("trace-explain", ["-m", "minitx", "trace", "explain"]),
     ("translate-numbers", ["-m", "minitx", "translate", "{numbers}", NUMBERS_INPUT]),
+    ("translate-no-cross", ["-m", "minitx", "translate", "{numbers}", NUMBERS_INPUT, "--ablate", NO_CROSS]),
+    ("translate-no-cross-other", ["-m", "minitx", "translate", "{numbers}", OTHER_INPUT, "--ablate", NO_CROSS]),
+    ("trace-numbers", ["-m", "minitx", "trace", "tour_numbers", "--depth", "1"]),
     ("attention-numbers", ["-m", "minitx", "attention", "{numbers}", NUMBERS_INPUT, "--kind", "cross", "--no-png"]),
     ("eval-numbers", ["-m", "minitx", "eval", "{numbers}", "--split", "valid"]),
     ("eval-ablate-cross", ["-m", "minitx", "eval", "{numbers}", "--split", "valid", "--ablate", "decoder.layers.1.cross_attn"]),

@@ -2,6 +2,7 @@
 
     python -m minitx eval RUN_DIR --ablate decoder.layers.1.cross_attn
     python -m minitx eval RUN_DIR --ablate encoder.layers.0.self_attn.head1,decoder.layers.0.self_attn.head3
+    python -m minitx translate RUN_DIR "forty two" --ablate decoder.layers.1.cross_attn
     python -m minitx ablate RUN_DIR          # the table: nothing off, each head off, each attention off
 
 A spec names one MultiHeadAttention by its dotted path in the model (the same names as its
@@ -27,7 +28,6 @@ core writes its output into the caller's concatenation and returns that same vie
 what it returns zeroes the concatenation there too.
 """
 
-import json
 from contextlib import contextmanager
 
 from minitx.errors import UserError
@@ -153,17 +153,3 @@ def run_table(run_dir, split="valid", limit=None):
         baseline = m["exact_match"] if baseline is None else baseline
         change = m["exact_match"] - baseline
         print(f"{label:<{width}}  {m['exact_match']:11.3f}  {change:+7.3f}  {m['token_acc']:9.3f}", flush=True)
-
-
-def eval_command(run_dir, split, beam, specs):
-    """`minitx eval RUN_DIR --ablate SPEC`: the usual evaluation, with heads switched off."""
-    from minitx.decode import decoder_for
-    from minitx.run import load_run
-
-    cfg, model, task = load_run(run_dir)
-    if split not in task.splits:
-        raise UserError(f"--split {split}: no such split (choose from {', '.join(task.splits)})")
-    chosen = parse_specs(model, specs)
-    beam = beam or cfg.eval.beam
-    metrics = eval_ablated(model, task, split, cfg, chosen, decoder_for(beam, cfg.eval.length_penalty))
-    print(json.dumps({"split": split, "beam": beam, "ablated": describe(chosen, model), **metrics}))

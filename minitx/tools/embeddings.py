@@ -95,6 +95,15 @@ def figure(tokens, xy, share, path, title):
     return path
 
 
+def chance_level(V, D, seed=0):
+    """The median, over rows, of the nearest neighbour's cosine among V random Gaussian rows in
+    D dimensions: how similar the closest row is by chance alone (about 3 / sqrt(D) for a few
+    dozen rows). Only similarities well above it say that training grouped two tokens."""
+    sim = cosine(np.random.default_rng(seed).standard_normal((V, D)))  # (V, V)
+    np.fill_diagonal(sim, -np.inf)
+    return float(np.median(sim.max(axis=1)))
+
+
 def embeddings_command(run_dir, side="source", neighbours=3, png=None, change=False):
     from minitx.run import build_model, load_run
 
@@ -113,7 +122,8 @@ def embeddings_command(run_dir, side="source", neighbours=3, png=None, change=Fa
     xy, share = pca(W)
     sim = cosine(W)
     print(f"{run_dir}: {what}, {V} tokens (specials left out) x D = {D}")
-    print(f"\nnearest neighbours by cosine similarity in all {D} dimensions:")
+    print(f"\nnearest neighbours by cosine similarity in all {D} dimensions (for scale: among {V} random rows, "
+          f"the nearest neighbour's similarity has median {chance_level(V, D):.2f}):")
     width = max(len(t) for t in tokens)
     np.fill_diagonal(sim, -np.inf)  # a token is not its own neighbour
     for i, token in enumerate(tokens):

@@ -305,7 +305,7 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
         lines += ["", "11. The residual connection adds y to the stream (pre-norm; no dropout in evaluation): "
                       "x_new = x + y. So y is the change made to each token's vector, and this head's share "
                       "(step 10) is its part of that change. x_new, what the next sub-layer reads:"]
-        lines += matrix(x_new64, rows, dims) + [agree("x_new from res.merge, minus x", y, x_new64 - x)]
+        lines += matrix(x_new64, rows, dims) + [agree("the change the model made: res.merge's x_new minus x", y, x_new64 - x)]
     else:
         lines += ["", "11. The residual connection (post-norm): x_new = norm(x + y). The head's share "
                       "enters through x + y, and the layer norm then rescales each whole row. x_new:"]
