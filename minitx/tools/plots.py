@@ -48,8 +48,8 @@ def attention_figure(maps, path, layers=None, heads=None, title=""):
     n_rows, n_cols = len(layers), len(heads)
     R, C = maps.weights.shape[2:]
     # Big enough that every token label stays legible, however short the sequences.
-    cell_w, cell_h = max(2.4, 0.26 * C + 0.9), max(2.2, 0.26 * R + 0.7)
-    width = cell_w * n_cols + 1.4  # the panels and the colour bar
+    cell_w, cell_h = max(2.4, 0.26 * C + 0.9), max(2.8, 0.26 * R + 0.7)
+    width = cell_w * n_cols + 1.9  # the panels and the colour bar with its two-line label
     # Wrap the title to the figure (about 0.08 inch per character at 10 points) rather than
     # widening the figure for it, which would leave the panels adrift in white space.
     title = "\n".join(textwrap.fill(line, int(width / 0.08)) for line in title.splitlines())
@@ -71,7 +71,7 @@ def attention_figure(maps, path, layers=None, heads=None, title=""):
                 ax.set_xlabel(maps.col_axis, fontsize=8)
             if j == 0:
                 ax.set_ylabel(maps.row_axis, fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight (each row sums to 1)")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight\n(each row sums to 1)")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)
