@@ -25,8 +25,37 @@ Where the time goes in a plain step, and what each trick does about it:
    thousands of short rows one at a time.
 5. The embedding's scatter-add by sorting and np.add.reduceat instead of np.add.at.
 
-`python -m minitx bench CONFIG` times both implementations in one run; the README's speed table
-reports what this buys, step for step.
+What each class buys, measured by `python scripts/bench_layers.py tiny base` (forward and
+backward of one batch, one BLAS thread, median of 30; both columns include copying the inputs,
+which the fused layers may overwrite):
+
+    tiny: B = 64, L = 11, D = 64, H = 4, F = 256; forward + backward, median of 30
+    layer                         plain ms  fused ms  plain/fused
+    Linear (D -> F)                  1.105     0.591         1.87
+    FeedForward                      1.306     1.219         1.07
+    LayerNorm                        0.183     0.104         1.76
+    Embedding (V = 14)               0.306     0.057         5.40
+    ScaledDotProductAttention        0.503     0.396         1.27
+    cross-attention                  1.253     1.081         1.16
+    self-attention                   1.220     1.038         1.18
+    CrossEntropy (V = 14)            0.087     0.081         1.08
+
+    base: B = 64, L = 32, D = 256, H = 8, F = 1024; forward + backward, median of 30
+    layer                         plain ms  fused ms  plain/fused
+    Linear (D -> F)                 28.146    25.618         1.10
+    FeedForward                     52.623    51.029         1.03
+    LayerNorm                        1.536     0.969         1.59
+    Embedding (V = 1000)             3.517     1.573         2.24
+    ScaledDotProductAttention        5.692     4.529         1.26
+    cross-attention                 32.825    31.858         1.03
+    self-attention                  32.129    30.871         1.04
+    CrossEntropy (V = 1000)          4.970     3.160         1.57
+
+On tiny's small arrays the per-call and per-pass savings are large (the embedding's grouped
+scatter 5x, the in-place Linear and layer norm nearly 2x); on base the matrix products, which
+fusing leaves as they are, dominate most layers, and what remains is in layer norm, the loss and
+the embedding. `python -m minitx bench CONFIG` times whole steps of both implementations in one
+run; the README's speed table reports what fusing buys, step for step.
 """
 
 import math
