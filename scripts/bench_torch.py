@@ -56,7 +56,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from minitx.tools.bench import StepBench, gemm_peak_gflops, peak_rss_mb  # noqa: E402
+from minitx.tools.bench import StepBench, gemm_peak_gflops, peak_rss_mb, product_gflops  # noqa: E402
 from minitx.data import PAD  # noqa: E402
 from minitx.nn.embedding import sinusoidal_table  # noqa: E402
 
@@ -288,15 +288,7 @@ def same_function(mx, tx):
 
 
 def torch_gemm_peak_gflops(n=2048, repeats=5):
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.matmul(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b, out=out)
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return product_gflops(torch.matmul, torch.randn(n, n), torch.randn(n, n), torch.empty(n, n), repeats)
 
 
 def main():

@@ -76,14 +76,20 @@ def gemm_peak_gflops(n=2048, repeats=5):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    out = np.empty((n, n), dtype=np.float32)
-    np.matmul(a, b, out=out)  # warm-up: threads started, pages touched
+    return product_gflops(np.matmul, a, b, np.empty((n, n), dtype=np.float32), repeats)
+
+
+def product_gflops(matmul, a, b, out, repeats=5):
+    """GFLOP/s of matmul(a, b, out=out) for square (n, n) operands, the median of `repeats`
+    timed calls after one warm-up (threads started, pages touched). matmul may be NumPy's or
+    another library's with the same signature (scripts/bench_torch.py passes torch.matmul)."""
+    matmul(a, b, out=out)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        np.matmul(a, b, out=out)
+        matmul(a, b, out=out)
         times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * a.shape[0] ** 3 / statistics.median(times) / 1e9
 
 
 def significant(x, digits=4):
