@@ -211,14 +211,14 @@ def load_config(path, overrides=(), check_files=True, run_config=False) -> Confi
                 continue  # the key that replaced it keeps its default, which works for old runs
             _assign(cfg, section, key, value, f"{path}: {section}.{key}")
 
-    for override in overrides:
-        _apply_override(cfg, override)
-    validate(cfg, path, check_files)
+    overridden = {_apply_override(cfg, override) for override in overrides}
+    validate(cfg, path, check_files, overridden)
     return cfg
 
 
-def _apply_override(cfg: Config, override: str) -> None:
-    """Apply one "section.key=value" string, parsing the value as YAML ("3" -> 3)."""
+def _apply_override(cfg: Config, override: str) -> str:
+    """Apply one "section.key=value" string, parsing the value as YAML ("3" -> 3); returns the
+    "section.key" it set."""
     dotted, equals, text = override.partition("=")
     section, dot, key = dotted.strip().partition(".")
     if not equals or not dot or not key or "." in key:
@@ -233,6 +233,7 @@ def _apply_override(cfg: Config, override: str) -> None:
         except yaml.YAMLError:
             raise UserError(f"{where}: cannot parse value '{text}'") from None
     _assign(cfg, section, key, value, where)
+    return f"{section}.{key}"
 
 
 def _types(section: str) -> dict:
@@ -281,12 +282,14 @@ def _suggest(word: str, known: list) -> str:
     return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
 
 
-def validate(cfg: Config, source, check_files=True) -> None:
-    """Check ranges and cross-field rules; every failure names `source` and the key."""
+def validate(cfg: Config, source, check_files=True, overridden=()) -> None:
+    """Check ranges and cross-field rules; every failure names where the value came from (the
+    file `source`, or --set for a key in `overridden`) and the key."""
 
     def check(ok: bool, key: str, problem: str) -> None:
         if not ok:
-            raise UserError(f"{source}: {key}: {problem}")
+            where = f"--set {key}" if key in overridden else f"{source}: {key}"
+            raise UserError(f"{where}: {problem}")
 
     m, d, t = cfg.model, cfg.data, cfg.train
     for section in SECTIONS:

@@ -249,11 +249,13 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False, split_a
             src, tgt = src[:max_tokens], tgt[:max_tokens]
         pairs.append((src, tgt))
     if not pairs:
-        blank = [line for line in raw.split(b"\n") if line]  # lines of only tabs and spaces
-        if blank:
-            raise UserError(f"{path}: no sentence pairs: its {len(blank)} line(s) hold only tabs and spaces "
-                            f"(expected source<TAB>target on each line)")
-        raise UserError(f"{path}: no sentence pairs (the file is empty)")
+        if not raw:
+            raise UserError(f"{path}: no sentence pairs (the file is empty)")
+        lines = raw.split(b"\n")[: raw.count(b"\n") + (not raw.endswith(b"\n"))]  # a last newline ends a line
+        spaced = [line for line in lines if line]  # lines of only tabs and spaces; the rest are empty
+        what = "hold only tabs and spaces" if spaced else "are empty"
+        raise UserError(f"{path}: no sentence pairs: its {len(lines)} line(s) {what} "
+                        f"(expected source<TAB>target on each line)")
     return pairs
 
 

@@ -1,12 +1,12 @@
-"""Draw the attention pictures in docs/images/ from three small trained runs.
+"""Draw the attention pictures in docs/images/ from four small trained runs.
 
     .venv/bin/pip install -e '.[plot]'      # matplotlib, once
     .venv/bin/python scripts/make_pictures.py
 
-For each of the copy (configs/tiny.yaml), reverse and numbers tasks we train a run into
+For each of the copy (configs/tiny.yaml), reverse, numbers and phrases tasks we train a run into
 runs/pictures-<config>/ with `python -m minitx train <config> --quiet`, unless that directory
-already holds a checkpoint, so a second invocation only redraws. The numbers run takes a few
-minutes on a laptop. Then we decode one input per task and save, under fixed names:
+already holds a checkpoint, so a second invocation only redraws. The four take about three
+minutes on two cores, the phrases run about one of them. Then we decode one input per task and save, under fixed names:
 
     copy-cross-attention.png            one head: output position i looks at source position i
     reverse-cross-attention.png         one head: output position i looks at position n-1-i

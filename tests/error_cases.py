@@ -111,6 +111,8 @@ CASES += [
      r"train.tsv: starts with a UTF-8 byte-order mark \(BOM\), which would become part of the first word"),
     ("a data file whose lines are all empty on both sides", lambda: train(tsv_config(b"\t\n \t \n\t\n")),
      r"train.tsv: no sentence pairs: its 3 line\(s\) hold only tabs and spaces"),
+    ("a data file of empty lines", lambda: train(tsv_config(b"\n\n\n")),
+     r"train.tsv: no sentence pairs: its 3 line\(s\) are empty"),
     ("a model too large for memory", lambda: train(str(TINY), "--set", "train.warmup=0", "--set", "model.d_model=1000000000"),
      r"model too large for this machine: about 2.4e\+19 parameters need 3.84e\+11 GB .* GB of memory; make model.d_model \(now 1000000000\)"),
     ("a retired config key", lambda: train(config("eval:\n  max_decode_extra: 10\n")),

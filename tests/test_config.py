@@ -291,3 +291,11 @@ def test_a_yaml_config_with_a_byte_order_mark_reads_as_without(tmp_path):
     with_bom = tmp_path / "bom.yaml"
     with_bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert load_config(with_bom) == load_config(write(tmp_path, text, "plain.yaml"))
+
+
+def test_an_out_of_range_value_from_set_names_the_option_not_the_file(tmp_path):
+    path = write(tmp_path, "train:\n  steps: 10\n")
+    assert error_of(path, ["train.target_exact_match=2"]) == "--set train.target_exact_match: must be in [0, 1], got 2.0"
+    # The same value written in the file names the file.
+    path = write(tmp_path, "train:\n  target_exact_match: 2\n")
+    assert error_of(path) == f"{path}: train.target_exact_match: must be in [0, 1], got 2.0"

@@ -160,6 +160,14 @@ def test_a_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, monkeypat
     assert re.fullmatch(r"minitx: error: my_exercises/linear.py: line \d+: SyntaxError: invalid syntax", line), line
 
 
+def test_a_file_that_calls_sys_exit_is_one_line_not_a_silent_stop(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: "import sys\nsys.exit(0)\n" + t)
+    line = one_line_error(capsys, "linear")
+    assert line == ("minitx: error: my_exercises/linear.py: running the file called sys.exit(0); "
+                    "the grader needs the file to define its class and return"), line
+
+
 def test_a_gradient_of_the_wrong_shape_is_one_line_naming_both_shapes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     learner_file(tmp_path, "linear", lambda t: t.replace("return dx_rows.reshape(*dout.shape[:-1], W.shape[0])", "return dx_rows"))

@@ -177,8 +177,9 @@ EXERCISES = [
              "the softmax backward drops its `- sum(dP * P)` term",
              "Every weight in a row depends on every score of the row, because they share one denominator. The dropped "
              "term is that coupling; it is also what makes each row of dscores sum to 0, as it must, since adding a "
-             "constant to a row of scores changes nothing. A loss of sum(P) would not notice (its true gradient is 0, "
-             "and so is P * dP with dP all ones); the random upstream gradient does."),),
+             "constant to a row of scores changes nothing. Even a loss of sum(P) shows this bug (the true gradient is 0, "
+             "the bug gives P), but not a subtler one, subtracting the plain mean of dP instead of sum(dP * P): with "
+             "dP all ones both give 0. That is why the check uses a random upstream gradient."),),
     ),
     Exercise(
         "attention", "ScaledDotProductAttention", "ScaledDotProductAttention.backward, with the mask",

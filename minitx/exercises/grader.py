@@ -76,6 +76,9 @@ def learner_code(path, what):
         yield
     except UserError:
         raise
+    except SystemExit as e:
+        # sys.exit() in the learner's file would otherwise end the grader without a word.
+        raise UserError(f"{path}: {what} called sys.exit({e.code!r}); the grader needs the file to define its class and return") from None
     except Exception as e:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
         where = f"line {frames[-1].lineno}, in {frames[-1].name}: " if frames else ""
