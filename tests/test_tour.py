@@ -84,3 +84,15 @@ def test_the_tour_page_shows_exactly_the_output_files():
         assert block.group("body") == make_tour_outputs.render_block(name, lines), (
             f"docs/tour.md's block of {name} ({lines or 'all lines'}) differs from docs/tour/outputs/{name}.txt: "
             "run scripts/make_tour_outputs.py")
+
+
+def test_every_command_the_tour_page_names_exists():
+    import re
+
+    text = (REPO / "docs" / "tour.md").read_text()
+    subcommands = set(re.findall(r"python -m minitx (\w+)", text))
+    scripts = set(re.findall(r"python (scripts/\w+\.py)", text))
+    assert subcommands and scripts, "the tour names no command: has its syntax changed?"
+    assert subcommands <= set(CLI_COMMANDS), f"no such minitx command: {sorted(subcommands - set(CLI_COMMANDS))}"
+    missing = [s for s in scripts if not (REPO / s).is_file()]
+    assert not missing, f"the tour names scripts that do not exist: {missing}"
