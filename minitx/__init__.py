@@ -7,6 +7,7 @@ Shape letters, used in every docstring and every shape comment:
     B  batch size                 S  source length        T  target length
     D  model width (d_model)      H  number of heads      K  head width, D = H * K
     F  feed-forward width         V  vocabulary size
+    L  S or T, in a layer that serves both (a Linear, the feed-forward block, layer norm)
 
 Every layer keeps one contract: `forward(...)` returns its output and stores one cache;
 `backward(dout)` reads that cache, returns the gradient of its input(s) and adds the parameter
