@@ -133,7 +133,9 @@ def list_exercises(folder):
     todo = next((e for e, s in zip(EXERCISES, states) if s != "passing"), None)
     print()
     if todo:
-        print(f"Next: python -m minitx exercise {todo.name}   (the first run copies the skeleton to {folder}/{todo.name}.py)")
+        path = Path(folder) / f"{todo.name}.py"
+        where = f"grades {path}" if path.exists() else f"the first run copies the skeleton to {path}"
+        print(f"Next: python -m minitx exercise {todo.name}   ({where})")
     print("Also: --reset NAME starts one again (keeping your file as a backup), --solution NAME shows minitx's own")
     print("lines, --break NAME plants a known mistake in minitx's layer and shows what the check says.")
     return 0
