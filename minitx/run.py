@@ -306,8 +306,8 @@ def load_params(model, arrays, path, cfg_path="the config"):
 # Note that the cosine schedule depends on train.steps, so extending a cosine run changes its
 # learning rates from the resume point on.
 IMPLEMENTATION_ONLY = {"fused"}
-RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.target_exact_match", "model.fused",
-                     "train.threads"}
+RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.target_exact_match",
+                     "train.threads"} | {f"model.{key}" for key in IMPLEMENTATION_ONLY}
 
 
 def check_compatible(cfg, saved_json, where):

@@ -20,7 +20,7 @@ class Module:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.children: dict[str, "Module"] = {}
-        self.training = True  # only Dropout reads it; train() and eval() switch it everywhere
+        self.training = True  # only Dropout reads it; train(True) and train(False) switch it everywhere
 
     def _param(self, name, value):
         """Register a parameter and its zeroed gradient of the same shape and dtype."""
@@ -47,9 +47,6 @@ class Module:
         for _, module in self.named_modules():
             module.training = mode
         return self
-
-    def eval(self):
-        return self.train(False)
 
     def zero_grad(self):
         # Backward passes accumulate with +=, so every step starts from zero.
