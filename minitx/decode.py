@@ -26,6 +26,7 @@ Shape letters as everywhere in minitx: B inputs, S source length, D model width,
 K head width, V target vocabulary, t the number of target positions decoded so far.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -35,85 +36,102 @@ from minitx.model import padding_mask
 from minitx.nn import log_softmax, split_heads
 
 
+class CachedSelfAttention:
+    """A decoder layer's self-attention, one new position at a time: it keeps the keys and
+    values of every position fed so far, k and v (B, H, t, K), and adds the newest one's.
+
+    No causal mask is needed: the cache holds only the past and the present. The mask it is
+    given, (B, 1, 1, t+1), hides the positions that were fed <pad> after their row finished, so
+    such a row attends exactly as the full-prefix decoder with its padding mask would."""
+
+    def __init__(self, attn, B):
+        self.attn = attn
+        H, K = attn.n_heads, attn.query.params["W"].shape[1] // attn.n_heads
+        dtype = attn.query.params["W"].dtype
+        self.k = np.zeros((B, H, 0, K), dtype=dtype)  # (B, H, 0, K): nothing fed yet
+        self.v = np.zeros((B, H, 0, K), dtype=dtype)  # (B, H, 0, K)
+
+    def forward(self, x_q, x_kv, mask):
+        """x_q = x_kv (B, 1, D), the newest position -> (B, 1, D)."""
+        attn = self.attn
+        q = split_heads(attn.query.forward(x_q), attn.n_heads)  # (B, H, 1, K)
+        k = split_heads(attn.key.forward(x_kv), attn.n_heads)  # (B, H, 1, K)
+        v = split_heads(attn.value.forward(x_kv), attn.n_heads)  # (B, H, 1, K)
+        self.k = np.concatenate([self.k, k], axis=2)  # (B, H, t+1, K)
+        self.v = np.concatenate([self.v, v], axis=2)  # (B, H, t+1, K)
+        return attn.attend(q, self.k, self.v, mask)  # (B, 1, D)
+
+    def select(self, rows):
+        self.k, self.v = self.k[rows], self.v[rows]  # (B', H, t, K) each
+
+
+class CachedCrossAttention:
+    """A decoder layer's cross-attention with the keys and values of the encoder's output
+    computed once, k and v (B, H, S, K): at each step only the query is new."""
+
+    def __init__(self, attn, memory):
+        self.attn = attn
+        self.k = split_heads(attn.key.forward(memory), attn.n_heads)  # (B, H, S, K)
+        self.v = split_heads(attn.value.forward(memory), attn.n_heads)  # (B, H, S, K)
+
+    def forward(self, x_q, x_kv, mask):
+        """x_q (B, 1, D); x_kv, the memory, is already in the cache -> (B, 1, D)."""
+        q = split_heads(self.attn.query.forward(x_q), self.attn.n_heads)  # (B, H, 1, K)
+        return self.attn.attend(q, self.k, self.v, mask)  # (B, 1, D)
+
+    def select(self, rows):
+        self.k, self.v = self.k[rows], self.v[rows]  # (B', H, S, K) each
+
+
 class IncrementalDecoder:
     """The decoder run one position at a time, with a key/value cache per layer.
 
-    For decoder layer i we keep:
-        cross_k[i], cross_v[i]  (B, H, S, K)  keys and values of the encoder output, computed
-                                              once here, read by every step
-        self_k[i], self_v[i]    (B, H, t, K)  self-attention keys and values of every position
-                                              decoded so far, one position appended per step
-    and, shared by all layers, key_mask (B, 1, 1, t): False where the token fed was <pad>, so a
-    finished row attends exactly as the full-prefix decoder with its padding mask would.
+    We run each decoder layer's own forward (DecoderLayer.forward, or its post-norm subclass's)
+    on the newest position only. It runs on a shallow copy of the layer: the copy shares every
+    weight and sub-layer with the model, except its two attentions, which answer from the cache
+    (CachedSelfAttention, CachedCrossAttention). The model itself is never changed, so nothing
+    is left behind if decoding stops half way.
 
-    Each step runs the model's own code (Stack.embed, Residual.branch and .merge, the attention's
-    projections and MultiHeadAttention.attend, the feed-forward), only on one position and with
-    the cached keys and values. Dropout must be off: a cached value computed with one dropout
-    mask would be reused under another. The constructor switches the model to evaluation mode.
+    Dropout must be off: a cached value computed with one dropout mask would be reused under
+    another. The constructor switches the model to evaluation mode.
     """
 
     def __init__(self, model, src):
-        """src (B, S) ids. Encodes the source and fills the cross-attention cache."""
+        """src (B, S) ids. Encodes the source and fills the cross-attention caches."""
         model.train(False)
         self.model = model
         memory, self.src_mask = model.encode(src)  # (B, S, D), (B, 1, 1, S)
-        self.cross_k, self.cross_v, self.self_k, self.self_v = [], [], [], []
+        self.layers = []
         for layer in model.decoder.layers:
-            attn = layer.cross_attn
-            k = split_heads(attn.key.forward(memory), attn.n_heads)  # (B, H, S, K)
-            v = split_heads(attn.value.forward(memory), attn.n_heads)  # (B, H, S, K)
-            self.cross_k.append(k)
-            self.cross_v.append(v)
-            # Empty (B, H, 0, K) arrays to append to, with the right B, H, K and dtype.
-            self.self_k.append(k[:, :, :0])  # (B, H, 0, K)
-            self.self_v.append(v[:, :, :0])  # (B, H, 0, K)
+            stepper = copy.copy(layer)  # the same weights and sub-layers
+            stepper.self_attn = CachedSelfAttention(layer.self_attn, src.shape[0])
+            stepper.cross_attn = CachedCrossAttention(layer.cross_attn, memory)
+            self.layers.append(stepper)
         self.key_mask = np.zeros((src.shape[0], 1, 1, 0), dtype=bool)  # (B, 1, 1, 0)
         self.t = 0  # position of the next token fed in
 
     def step(self, ids):
         """ids (B,): the token at position t for each row -> logits (B, V) for position t + 1.
 
-        The same layer-by-layer computation as DecoderLayer.forward, on a single position."""
+        The decoder's forward (Decoder.forward) on a single position."""
         dec = self.model.decoder
         ids = ids[:, None]  # (B, 1)
         self.key_mask = np.concatenate([self.key_mask, padding_mask(ids, self.model.pad_id)], axis=3)  # (B, 1, 1, t+1)
         y = dec.embed(ids, offset=self.t)  # (B, 1, D)
-        for i, layer in enumerate(dec.layers):
-            h = layer.res_self.branch(y)  # (B, 1, D)
-            y = layer.res_self.merge(y, self._self_attention(i, layer.self_attn, h))  # (B, 1, D)
-            h = layer.res_cross.branch(y)  # (B, 1, D)
-            y = layer.res_cross.merge(y, self._cross_attention(i, layer.cross_attn, h))  # (B, 1, D)
-            h = layer.res_ff.branch(y)  # (B, 1, D)
-            y = layer.res_ff.merge(y, layer.ff.forward(h))  # (B, 1, D)
+        for layer in self.layers:
+            y = layer.forward(y, None, self.key_mask, self.src_mask)  # (B, 1, D); memory is cached
         if dec.norm:
             y = dec.norm.forward(y)  # (B, 1, D)
         self.t += 1
         return dec.out.forward(y)[:, 0]  # (B, V)
 
-    def _self_attention(self, i, attn, h):
-        """h (B, 1, D), the newest position -> (B, 1, D), attending over every position so far.
-
-        No causal mask is needed: the cache holds only the past and the present."""
-        q = split_heads(attn.query.forward(h), attn.n_heads)  # (B, H, 1, K)
-        k = split_heads(attn.key.forward(h), attn.n_heads)  # (B, H, 1, K)
-        v = split_heads(attn.value.forward(h), attn.n_heads)  # (B, H, 1, K)
-        self.self_k[i] = np.concatenate([self.self_k[i], k], axis=2)  # (B, H, t+1, K)
-        self.self_v[i] = np.concatenate([self.self_v[i], v], axis=2)  # (B, H, t+1, K)
-        return attn.attend(q, self.self_k[i], self.self_v[i], self.key_mask)  # (B, 1, D)
-
-    def _cross_attention(self, i, attn, h):
-        """h (B, 1, D) -> (B, 1, D): only the query is new; keys and values were cached once."""
-        q = split_heads(attn.query.forward(h), attn.n_heads)  # (B, H, 1, K)
-        return attn.attend(q, self.cross_k[i], self.cross_v[i], self.src_mask)  # (B, 1, D)
-
     def select(self, rows):
         """Keep, reorder or repeat rows of the batch: rows (B',) indices into the current B rows.
         Beam search uses it to copy each input into `beam` rows and then to follow each
         surviving hypothesis back to the row it grew from."""
-        self.cross_k = [k[rows] for k in self.cross_k]  # (B', H, S, K) each
-        self.cross_v = [v[rows] for v in self.cross_v]  # (B', H, S, K) each
-        self.self_k = [k[rows] for k in self.self_k]  # (B', H, t, K) each
-        self.self_v = [v[rows] for v in self.self_v]  # (B', H, t, K) each
+        for layer in self.layers:
+            layer.self_attn.select(rows)
+            layer.cross_attn.select(rows)
         self.src_mask = self.src_mask[rows]  # (B', 1, 1, S)
         self.key_mask = self.key_mask[rows]  # (B', 1, 1, t)
 

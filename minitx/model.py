@@ -5,14 +5,24 @@
                       -> logits (B, T, V)
 
 Every layer wraps its sub-layers in residual connections, with the layer norm either before
-the sub-layer ("pre", the modern default: trains stably without careful warmup) or after the
-residual sum ("post", the original paper's placement). Every backward is its forward read
-bottom-up, one call a line, under comments quoting the forward line it undoes.
+the sub-layer ("pre", the modern default: trains stably without careful warmup),
 
-Parameter and gradient names are dotted paths such as "decoder.layers.0.cross_attn.query.W".
+    x = x + dropout(sublayer(norm(x)))          EncoderLayer, DecoderLayer
+
+or after the residual sum ("post", the original paper's placement),
+
+    x = norm(x + dropout(sublayer(x)))          PostNormEncoderLayer, PostNormDecoderLayer
+
+and each layer's forward says so itself, three lines a sub-layer. Every backward is its forward
+read bottom-up, under comments quoting the forward line it undoes.
+
+Parameter and gradient names are dotted paths such as "decoder.layers.0.cross_attn.query.W"
+or "encoder.layers.1.norm2.gamma" (the norm of that layer's second sub-layer).
 The model is built from minitx.nn's plain layers, or with model.fused from minitx.nn.fused's
 faster subclasses, which have the same parameters and compute the same numbers.
 """
+
+import re
 
 import numpy as np
 
@@ -20,135 +30,211 @@ from minitx.nn import PLAIN, Dropout, Module, PositionalEncoding
 from minitx.nn.fused import FUSED
 
 
+# Checkpoints written before each layer named its norms norm1, norm2 (and norm3) kept them under
+# the residual blocks that owned them then. We read those names too (current_name), so such runs
+# still load, resume and fine-tune.
+LEGACY_NORMS = {"encoder": {"res_self": "norm1", "res_ff": "norm2"},
+                "decoder": {"res_self": "norm1", "res_cross": "norm2", "res_ff": "norm3"}}
+LEGACY_NAME = re.compile(r"\b(encoder|decoder)(\.layers\.\d+\.)(res_self|res_cross|res_ff)\.norm\.")
+
+
+def current_name(key):
+    """A checkpoint key in today's spelling: "param/encoder.layers.0.res_ff.norm.gamma" ->
+    "param/encoder.layers.0.norm2.gamma"; every other key as it is."""
+    return LEGACY_NAME.sub(lambda m: f"{m[1]}{m[2]}{LEGACY_NORMS[m[1]][m[3]]}.", key)
+
+
 def layer_set(fused):
     """The classes a model is built from: minitx.nn's plain ones, or the fused ones."""
     return FUSED if fused else PLAIN
 
 
-class Residual(Module):
-    """One residual connection around a sub-layer f, with dropout on f's output.
+class EncoderLayer(Module):
+    """One encoder layer, pre-norm (the default): two sub-layers, each inside a residual
+    connection with its layer norm first and dropout on its output.
 
-    pre-norm:   y = x + dropout(f(norm(x)))
-    post-norm:  y = norm(x + dropout(f(x)))
+        x = x + dropout(self_attn(norm(x)))     every source position reads every other
+        x = x + dropout(ff(norm(x)))            the same two-layer network at every position
 
-    A layer calls it in two halves around its sub-layer, so that the sub-layer's own call, its
-    extra arguments and its extra gradients (cross-attention's memory) stay in the layer's code:
-        h = res.branch(x)        pre: norm(x)             post: x
-        y = res.merge(x, f(h))   pre: x + dropout(f(h))   post: norm(x + dropout(f(h)))
+    The skip path `x + ...` carries x past the sub-layer unchanged, so the gradient reaches x
+    twice: straight through the sum, and back through the sub-layer and its norm. The backward
+    adds the two. PostNormEncoderLayer below is the original paper's placement.
     """
 
-    def __init__(self, d_model, dropout, pre, rng, layers, dtype):
+    def __init__(self, d_model, n_heads, d_ff, dropout, rng, layers, dtype):
         super().__init__()
-        self.pre = pre
-        self.norm = self._child("norm", layers.layer_norm(d_model, dtype=dtype))
-        self.dropout = self._child("dropout", Dropout(dropout, rng))
-
-    def branch(self, x):
-        """x (B, L, D) -> the sub-layer's input (B, L, D)."""
-        return self.norm.forward(x) if self.pre else x
-
-    def merge(self, x, f):
-        """x, f (B, L, D): the residual stream and the sub-layer's output -> y (B, L, D)."""
-        s = x + self.dropout.forward(f)  # (B, L, D)
-        return s if self.pre else self.norm.forward(s)
-
-    def merge_backward(self, dy):
-        """dy (B, L, D) -> dx, df (B, L, D): the gradient of the skip path, and of f."""
-        # forward: return s if self.pre else self.norm.forward(s)
-        ds = dy if self.pre else self.norm.backward(dy)  # (B, L, D)
-        # forward: s = x + self.dropout.forward(f)
-        df = self.dropout.backward(ds)  # (B, L, D)
-        return ds, df
-
-    def branch_backward(self, dh):
-        """dh (B, L, D), the gradient of the sub-layer's input -> its share of dx (B, L, D)."""
-        # forward: return self.norm.forward(x) if self.pre else x
-        return self.norm.backward(dh) if self.pre else dh
-
-
-class EncoderLayer(Module):
-    """Self-attention over the source, then the feed-forward block, each inside a Residual."""
-
-    def __init__(self, d_model, n_heads, d_ff, dropout, pre_norm, rng, layers, dtype):
-        super().__init__()
+        self.norm1 = self._child("norm1", layers.layer_norm(d_model, dtype=dtype))
         self.self_attn = self._child("self_attn", layers.self_attention(d_model, n_heads, rng, dtype))
-        self.res_self = self._child("res_self", Residual(d_model, dropout, pre_norm, rng, layers, dtype))
+        self.dropout1 = self._child("dropout1", Dropout(dropout, rng))
+        self.norm2 = self._child("norm2", layers.layer_norm(d_model, dtype=dtype))
         self.ff = self._child("ff", layers.feed_forward(d_model, d_ff, rng, dtype))
-        self.res_ff = self._child("res_ff", Residual(d_model, dropout, pre_norm, rng, layers, dtype))
+        self.dropout2 = self._child("dropout2", Dropout(dropout, rng))
 
     def forward(self, x, src_mask):
-        """x (B, S, D), src_mask (B, 1, 1, S) -> (B, S, D)."""
-        h = self.res_self.branch(x)  # (B, S, D)
+        """x (B, S, D), src_mask (B, 1, 1, S) -> x (B, S, D)."""
+        h = self.norm1.forward(x)  # (B, S, D)
         a = self.self_attn.forward(h, h, src_mask)  # (B, S, D)
-        x = self.res_self.merge(x, a)  # (B, S, D)
-        h = self.res_ff.branch(x)  # (B, S, D)
+        x = x + self.dropout1.forward(a)  # (B, S, D)
+        h = self.norm2.forward(x)  # (B, S, D)
         f = self.ff.forward(h)  # (B, S, D)
-        return self.res_ff.merge(x, f)  # (B, S, D)
+        x = x + self.dropout2.forward(f)  # (B, S, D)
+        return x
 
-    def backward(self, dout):
-        """dout (B, S, D) -> dx (B, S, D)."""
-        # forward: return self.res_ff.merge(x, f)
-        dx, df = self.res_ff.merge_backward(dout)  # (B, S, D) each
+    def backward(self, dx):
+        """dx (B, S, D) -> dx (B, S, D): the forward read bottom-up. A sum hands its gradient
+        unchanged to both terms, so after each sub-layer's backward dx is the skip path's
+        gradient plus the branch's."""
+        # forward: x = x + self.dropout2.forward(f)
+        df = self.dropout2.backward(dx)  # (B, S, D)
         # forward: f = self.ff.forward(h)
         dh = self.ff.backward(df)  # (B, S, D)
-        # forward: h = self.res_ff.branch(x)
-        dx = dx + self.res_ff.branch_backward(dh)  # (B, S, D)
-        # forward: x = self.res_self.merge(x, a)
-        dx, da = self.res_self.merge_backward(dx)  # (B, S, D) each
+        # forward: h = self.norm2.forward(x)
+        dx = dx + self.norm2.backward(dh)  # (B, S, D): the skip path plus the branch
+        # forward: x = x + self.dropout1.forward(a)
+        da = self.dropout1.backward(dx)  # (B, S, D)
         # forward: a = self.self_attn.forward(h, h, src_mask)
         dh_q, dh_kv = self.self_attn.backward(da)  # (B, S, D) each: h was both x_q and x_kv
-        # forward: h = self.res_self.branch(x)
-        dx = dx + self.res_self.branch_backward(dh_q + dh_kv)  # (B, S, D)
+        # forward: h = self.norm1.forward(x)
+        dx = dx + self.norm1.backward(dh_q + dh_kv)  # (B, S, D): the skip path plus the branch
+        return dx
+
+
+class PostNormEncoderLayer(EncoderLayer):
+    """The original paper's encoder layer (Vaswani et al. 2017, 3.1): the layer norm after the
+    residual sum instead of before the sub-layer. The same children and parameters.
+
+        x = norm(x + dropout(self_attn(x)))
+        x = norm(x + dropout(ff(x)))
+
+    Every gradient, the skip path's too, now passes through a norm's backward on its way down.
+    """
+
+    def forward(self, x, src_mask):
+        """x (B, S, D), src_mask (B, 1, 1, S) -> x (B, S, D)."""
+        a = self.self_attn.forward(x, x, src_mask)  # (B, S, D)
+        x = self.norm1.forward(x + self.dropout1.forward(a))  # (B, S, D)
+        f = self.ff.forward(x)  # (B, S, D)
+        x = self.norm2.forward(x + self.dropout2.forward(f))  # (B, S, D)
+        return x
+
+    def backward(self, dx):
+        """dx (B, S, D) -> dx (B, S, D). ds is the gradient of a residual sum, the norm's input."""
+        # forward: x = self.norm2.forward(x + self.dropout2.forward(f))
+        ds = self.norm2.backward(dx)  # (B, S, D)
+        df = self.dropout2.backward(ds)  # (B, S, D)
+        # forward: f = self.ff.forward(x)
+        dx = ds + self.ff.backward(df)  # (B, S, D): the skip path plus the branch
+        # forward: x = self.norm1.forward(x + self.dropout1.forward(a))
+        ds = self.norm1.backward(dx)  # (B, S, D)
+        da = self.dropout1.backward(ds)  # (B, S, D)
+        # forward: a = self.self_attn.forward(x, x, src_mask)
+        dx_q, dx_kv = self.self_attn.backward(da)  # (B, S, D) each: x was both x_q and x_kv
+        dx = ds + dx_q + dx_kv  # (B, S, D): the skip path plus the branch
         return dx
 
 
 class DecoderLayer(Module):
-    """Masked self-attention over the target, cross-attention to the encoder's memory, then the
-    feed-forward block, each inside a Residual."""
+    """One decoder layer, pre-norm (the default): three sub-layers, each inside a residual
+    connection with its layer norm first and dropout on its output.
 
-    def __init__(self, d_model, n_heads, d_ff, dropout, pre_norm, rng, layers, dtype):
+        y = y + dropout(self_attn(norm(y)))             causal: position t reads positions 0..t
+        y = y + dropout(cross_attn(norm(y), memory))    queries from y, keys and values from memory
+        y = y + dropout(ff(norm(y)))
+
+    PostNormDecoderLayer below is the original paper's placement.
+    """
+
+    def __init__(self, d_model, n_heads, d_ff, dropout, rng, layers, dtype):
         super().__init__()
+        self.norm1 = self._child("norm1", layers.layer_norm(d_model, dtype=dtype))
         self.self_attn = self._child("self_attn", layers.self_attention(d_model, n_heads, rng, dtype))
-        self.res_self = self._child("res_self", Residual(d_model, dropout, pre_norm, rng, layers, dtype))
+        self.dropout1 = self._child("dropout1", Dropout(dropout, rng))
+        self.norm2 = self._child("norm2", layers.layer_norm(d_model, dtype=dtype))
         self.cross_attn = self._child("cross_attn", layers.cross_attention(d_model, n_heads, rng, dtype))
-        self.res_cross = self._child("res_cross", Residual(d_model, dropout, pre_norm, rng, layers, dtype))
+        self.dropout2 = self._child("dropout2", Dropout(dropout, rng))
+        self.norm3 = self._child("norm3", layers.layer_norm(d_model, dtype=dtype))
         self.ff = self._child("ff", layers.feed_forward(d_model, d_ff, rng, dtype))
-        self.res_ff = self._child("res_ff", Residual(d_model, dropout, pre_norm, rng, layers, dtype))
+        self.dropout3 = self._child("dropout3", Dropout(dropout, rng))
 
     def forward(self, y, memory, tgt_mask, src_mask):
         """y (B, T, D), memory (B, S, D), tgt_mask (B, 1, T, T), src_mask (B, 1, 1, S)
-        -> (B, T, D). Queries come from y; cross-attention's keys and values from memory."""
-        h = self.res_self.branch(y)  # (B, T, D)
+        -> y (B, T, D)."""
+        h = self.norm1.forward(y)  # (B, T, D)
         a = self.self_attn.forward(h, h, tgt_mask)  # (B, T, D)
-        y = self.res_self.merge(y, a)  # (B, T, D)
-        h = self.res_cross.branch(y)  # (B, T, D)
+        y = y + self.dropout1.forward(a)  # (B, T, D)
+        h = self.norm2.forward(y)  # (B, T, D)
         c = self.cross_attn.forward(h, memory, src_mask)  # (B, T, D)
-        y = self.res_cross.merge(y, c)  # (B, T, D)
-        h = self.res_ff.branch(y)  # (B, T, D)
+        y = y + self.dropout2.forward(c)  # (B, T, D)
+        h = self.norm3.forward(y)  # (B, T, D)
         f = self.ff.forward(h)  # (B, T, D)
-        return self.res_ff.merge(y, f)  # (B, T, D)
+        y = y + self.dropout3.forward(f)  # (B, T, D)
+        return y
 
-    def backward(self, dout):
-        """dout (B, T, D) -> dy (B, T, D), dmemory (B, S, D). Cross-attention is the only block
-        that reads memory, so dmemory is its dx_kv; the Decoder adds these up over its layers."""
-        # forward: return self.res_ff.merge(y, f)
-        dy, df = self.res_ff.merge_backward(dout)  # (B, T, D) each
+    def backward(self, dy):
+        """dy (B, T, D) -> dy (B, T, D), dmemory (B, S, D). Cross-attention is the only
+        sub-layer that reads memory, so dmemory is its dx_kv; the Decoder adds these up over its
+        layers."""
+        # forward: y = y + self.dropout3.forward(f)
+        df = self.dropout3.backward(dy)  # (B, T, D)
         # forward: f = self.ff.forward(h)
         dh = self.ff.backward(df)  # (B, T, D)
-        # forward: h = self.res_ff.branch(y)
-        dy = dy + self.res_ff.branch_backward(dh)  # (B, T, D)
-        # forward: y = self.res_cross.merge(y, c)
-        dy, dc = self.res_cross.merge_backward(dy)  # (B, T, D) each
+        # forward: h = self.norm3.forward(y)
+        dy = dy + self.norm3.backward(dh)  # (B, T, D): the skip path plus the branch
+        # forward: y = y + self.dropout2.forward(c)
+        dc = self.dropout2.backward(dy)  # (B, T, D)
         # forward: c = self.cross_attn.forward(h, memory, src_mask)
         dh, dmemory = self.cross_attn.backward(dc)  # (B, T, D), (B, S, D)
-        # forward: h = self.res_cross.branch(y)
-        dy = dy + self.res_cross.branch_backward(dh)  # (B, T, D)
-        # forward: y = self.res_self.merge(y, a)
-        dy, da = self.res_self.merge_backward(dy)  # (B, T, D) each
+        # forward: h = self.norm2.forward(y)
+        dy = dy + self.norm2.backward(dh)  # (B, T, D): the skip path plus the branch
+        # forward: y = y + self.dropout1.forward(a)
+        da = self.dropout1.backward(dy)  # (B, T, D)
         # forward: a = self.self_attn.forward(h, h, tgt_mask)
         dh_q, dh_kv = self.self_attn.backward(da)  # (B, T, D) each: h was both x_q and x_kv
-        # forward: h = self.res_self.branch(y)
-        dy = dy + self.res_self.branch_backward(dh_q + dh_kv)  # (B, T, D)
+        # forward: h = self.norm1.forward(y)
+        dy = dy + self.norm1.backward(dh_q + dh_kv)  # (B, T, D): the skip path plus the branch
+        return dy, dmemory
+
+
+class PostNormDecoderLayer(DecoderLayer):
+    """The original paper's decoder layer (Vaswani et al. 2017, 3.1): the layer norm after each
+    residual sum. The same children and parameters as DecoderLayer.
+
+        y = norm(y + dropout(self_attn(y)))
+        y = norm(y + dropout(cross_attn(y, memory)))
+        y = norm(y + dropout(ff(y)))
+    """
+
+    def forward(self, y, memory, tgt_mask, src_mask):
+        """y (B, T, D), memory (B, S, D), tgt_mask (B, 1, T, T), src_mask (B, 1, 1, S)
+        -> y (B, T, D)."""
+        a = self.self_attn.forward(y, y, tgt_mask)  # (B, T, D)
+        y = self.norm1.forward(y + self.dropout1.forward(a))  # (B, T, D)
+        c = self.cross_attn.forward(y, memory, src_mask)  # (B, T, D)
+        y = self.norm2.forward(y + self.dropout2.forward(c))  # (B, T, D)
+        f = self.ff.forward(y)  # (B, T, D)
+        y = self.norm3.forward(y + self.dropout3.forward(f))  # (B, T, D)
+        return y
+
+    def backward(self, dy):
+        """dy (B, T, D) -> dy (B, T, D), dmemory (B, S, D). ds is the gradient of a residual
+        sum, the norm's input."""
+        # forward: y = self.norm3.forward(y + self.dropout3.forward(f))
+        ds = self.norm3.backward(dy)  # (B, T, D)
+        df = self.dropout3.backward(ds)  # (B, T, D)
+        # forward: f = self.ff.forward(y)
+        dy = ds + self.ff.backward(df)  # (B, T, D): the skip path plus the branch
+        # forward: y = self.norm2.forward(y + self.dropout2.forward(c))
+        ds = self.norm2.backward(dy)  # (B, T, D)
+        dc = self.dropout2.backward(ds)  # (B, T, D)
+        # forward: c = self.cross_attn.forward(y, memory, src_mask)
+        dy_q, dmemory = self.cross_attn.backward(dc)  # (B, T, D), (B, S, D)
+        dy = ds + dy_q  # (B, T, D): the skip path plus the branch
+        # forward: y = self.norm1.forward(y + self.dropout1.forward(a))
+        ds = self.norm1.backward(dy)  # (B, T, D)
+        da = self.dropout1.backward(ds)  # (B, T, D)
+        # forward: a = self.self_attn.forward(y, y, tgt_mask)
+        dy_q, dy_kv = self.self_attn.backward(da)  # (B, T, D) each: y was both x_q and x_kv
+        dy = ds + dy_q + dy_kv  # (B, T, D): the skip path plus the branch
         return dy, dmemory
 
 
@@ -158,6 +244,7 @@ class Stack(Module):
     un-normalised, so the stack must normalise it once at the end)."""
 
     def __init__(self, layer_class, n_layers, vocab_size, cfg, pad_id, rng, layers, dtype):
+        """layer_class: the pre-norm layer class, or its post-norm subclass when cfg.norm says."""
         super().__init__()
         pre = cfg.norm == "pre"
         self.embedding = self._child("embedding", layers.embedding(vocab_size, cfg.d_model, pad_id, rng, dtype))
@@ -169,7 +256,7 @@ class Stack(Module):
         # scale as the positional encoding.
         self.scale = float(np.sqrt(cfg.d_model))
         self.layers = [
-            self._child(f"layers.{i}", layer_class(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, pre, rng, layers, dtype))
+            self._child(f"layers.{i}", layer_class(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, rng, layers, dtype))
             for i in range(n_layers)
         ]
         self.norm = self._child("norm", layers.layer_norm(cfg.d_model, dtype=dtype)) if pre else None
@@ -192,7 +279,8 @@ class Stack(Module):
 
 class Encoder(Stack):
     def __init__(self, vocab_size, cfg, pad_id, rng, layers, dtype):
-        super().__init__(EncoderLayer, cfg.n_enc_layers, vocab_size, cfg, pad_id, rng, layers, dtype)
+        layer_class = EncoderLayer if cfg.norm == "pre" else PostNormEncoderLayer
+        super().__init__(layer_class, cfg.n_enc_layers, vocab_size, cfg, pad_id, rng, layers, dtype)
 
     def forward(self, src, src_mask):
         """src (B, S) ids -> memory (B, S, D)."""
@@ -214,7 +302,8 @@ class Encoder(Stack):
 
 class Decoder(Stack):
     def __init__(self, vocab_size, cfg, pad_id, rng, layers, dtype):
-        super().__init__(DecoderLayer, cfg.n_dec_layers, vocab_size, cfg, pad_id, rng, layers, dtype)
+        layer_class = DecoderLayer if cfg.norm == "pre" else PostNormDecoderLayer
+        super().__init__(layer_class, cfg.n_dec_layers, vocab_size, cfg, pad_id, rng, layers, dtype)
         if cfg.tie_output:
             self.out = self._child("out", layers.tied_output(self.embedding))
         else:

@@ -24,7 +24,7 @@ from minitx.config import Config, LoRAConfig, config_to_dict, load_config, resol
 from minitx.data import PAD, Task, Vocab, load_task
 from minitx.decode import output_limit
 from minitx.errors import UserError
-from minitx.model import Transformer, layer_set
+from minitx.model import Transformer, current_name, layer_set
 from minitx.optim import Adam, AdamW
 
 METRICS = "metrics.jsonl"
@@ -181,7 +181,7 @@ class Run:
         load_params(self.trained, arrays, path)
         if self.adapters is not None:
             self.adapters.forward()  # the restored A, B into the model's weights
-        self.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        self.optimizer.load_state_dict({current_name(k[6:]): v for k, v in arrays.items() if k.startswith("optim/")})
         self.step = self.saved_step = int(arrays["step"])
         # Checkpoints written before elapsed_s was saved continue from 0.
         self.elapsed = float(arrays["elapsed_s"]) if "elapsed_s" in arrays else 0.0
@@ -284,6 +284,7 @@ def check_vocab(arrays, task, ckpt_path, cfg_path):
 
 def load_params(model, arrays, path, cfg_path="the config"):
     """Copy checkpoint parameters into the model in place, checking names and shapes."""
+    arrays = {current_name(k): v for k, v in arrays.items()}
     names = {k[6:] for k in arrays if k.startswith("param/")}
     if names != set(model.params):
         missing = sorted(set(model.params) - names)[:3]

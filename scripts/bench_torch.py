@@ -191,9 +191,8 @@ def copy_weights(model, mx_params):
                     attention(layer.cross_attn, f"{pre}.cross_attn")
                 linear(layer.ff[0], [f"{pre}.ff.lin1.W"], [f"{pre}.ff.lin1.b"])
                 linear(layer.ff[2], [f"{pre}.ff.lin2.W"], [f"{pre}.ff.lin2.b"])
-                residuals = ["res_self", "res_cross", "res_ff"] if layer.cross_attn is not None else ["res_self", "res_ff"]
-                for ln, res in zip(layer.norms, residuals):
-                    norm(ln, f"{pre}.{res}.norm")
+                for j, ln in enumerate(layer.norms, start=1):
+                    norm(ln, f"{pre}.norm{j}")
         if isinstance(model.enc_norm, nn.LayerNorm):
             norm(model.enc_norm, "encoder.norm")
             norm(model.dec_norm, "decoder.norm")

@@ -180,7 +180,7 @@ def test_every_parameter_name_in_the_doc_is_one_the_model_has():
     for tie_output in (True, False):
         model = Transformer(small_model_config(tie_output=tie_output), 7, 9, 0, np.random.default_rng(0))
         names |= set(model.params) | {name for name, _ in model.named_modules()}
-    # Dotted paths such as decoder.layers.0.res_cross.norm.gamma, but not self.decoder.backward.
+    # Dotted paths such as decoder.layers.0.norm2.gamma, but not self.decoder.backward.
     used = re.findall(r"(?<![\w.])(?:encoder|decoder)\.[\w.]*\w", DOC.read_text())
     unknown = sorted(set(used) - names)
     assert used and not unknown, f"names in docs/backward.md that the model does not have: {unknown}"

@@ -53,7 +53,7 @@ def test_numerical_gradient_refuses_an_array_it_cannot_perturb_in_place():
 
 def test_memory_gradient_is_summed_over_every_decoder_layer():
     rng = np.random.default_rng(1)
-    layers = [DecoderLayer(8, 2, 16, 0.0, True, rng, PLAIN, np.float64) for _ in range(3)]
+    layers = [DecoderLayer(8, 2, 16, 0.0, rng, PLAIN, np.float64) for _ in range(3)]
     y0 = rng.standard_normal((2, 4, 8))
     memory = rng.standard_normal((2, 6, 8))
     tgt_mask, src_mask = causal_mask(4), padding_mask(padded_batch(rng, 2, 6, 9, [6, 2]), 0)

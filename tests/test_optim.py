@@ -201,7 +201,7 @@ def test_weight_decay_shrinks_weight_matrices_only_never_gains_or_biases(optimiz
     kept = sorted(n for n in model.params if n not in changed)
     assert changed and all(model.params[n].ndim == 2 for n in changed), changed
     assert all(n.endswith((".gamma", ".beta", ".b")) for n in kept), kept
-    assert "decoder.out.b" in kept and "encoder.layers.0.res_self.norm.gamma" in kept, kept
+    assert "decoder.out.b" in kept and "encoder.layers.0.norm1.gamma" in kept, kept
     assert "decoder.out.W" in changed and "encoder.embedding.W" in changed, changed
     if optimizer == "adamw":  # decoupled: every matrix shrinks by exactly (1 - lr * weight_decay)
         for n in changed:

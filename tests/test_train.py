@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 from types import SimpleNamespace
 
@@ -68,6 +69,26 @@ def test_resume_is_exact(tmp_path):
     run(tmp_path, "half", steps=20, extra=extra, resume=True)
     assert_same_arrays(params(straight), params(half))
     assert [r["step"] for r in metrics(half)] == [10, 20]
+
+
+def test_a_checkpoint_that_names_its_norms_the_old_way_still_resumes_exactly(tmp_path):
+    # Before each layer named its norms norm1, norm2 (, norm3), a checkpoint kept them under the
+    # residual blocks that owned them: encoder.layers.0.res_ff.norm.gamma for norm2, and so on.
+    old_names = {"encoder": {"norm1": "res_self", "norm2": "res_ff"},
+                 "decoder": {"norm1": "res_self", "norm2": "res_cross", "norm3": "res_ff"}}
+
+    def the_old_way(key):
+        return re.sub(r"(encoder|decoder)(\.layers\.\d+\.)(norm\d)\.", lambda m: f"{m[1]}{m[2]}{old_names[m[1]][m[3]]}.norm.", key)
+
+    extra = ["train.schedule=inverse_sqrt"]
+    straight = run(tmp_path, "straight", steps=20, extra=extra)
+    half = run(tmp_path, "half", steps=10, extra=extra)
+    path = half / checkpoint.CHECKPOINT
+    arrays = {the_old_way(k): v for k, v in checkpoint.load(path).items()}
+    assert "param/decoder.layers.0.res_cross.norm.gamma" in arrays and "optim/m.encoder.layers.1.res_ff.norm.beta" in arrays
+    checkpoint.save(path, arrays)
+    run(tmp_path, "half", steps=20, extra=extra, resume=True)
+    assert_same_arrays(params(straight), params(half))
 
 
 def test_checkpoint_round_trip(tmp_path):

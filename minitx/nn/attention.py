@@ -104,6 +104,9 @@ class MultiHeadAttention(Module):
     (B, H, T, S), grows with both.
     """
 
+    # The class of the attention core. minitx.nn.fused's subclasses swap in a faster one.
+    core_class = ScaledDotProductAttention
+
     def __init__(self, d_model, n_heads, rng, dtype=np.float32):
         super().__init__()
         assert d_model % n_heads == 0, "d_model must be divisible by n_heads"
@@ -112,7 +115,7 @@ class MultiHeadAttention(Module):
         self.key = self._child("key", Linear(d_model, d_model, rng, dtype))
         self.value = self._child("value", Linear(d_model, d_model, rng, dtype))
         self.output = self._child("output", Linear(d_model, d_model, rng, dtype))
-        self.attention = self._child("attention", ScaledDotProductAttention())
+        self.attention = self._child("attention", self.core_class())
 
     @property
     def attn(self):

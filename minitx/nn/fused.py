@@ -68,7 +68,6 @@ from minitx.nn.embedding import Embedding, TiedOutput
 from minitx.nn.layernorm import LayerNorm
 from minitx.nn.layers import FeedForward, Linear, ReLU
 from minitx.nn.loss import CrossEntropy
-from minitx.nn.module import Module
 
 
 def row_sum(x):
@@ -130,14 +129,11 @@ class FusedReLU(ReLU):
 
 
 class FusedFeedForward(FeedForward):
-    """FeedForward built from FusedLinear and FusedReLU (the same parameters, drawn in the same
-    order from rng)."""
+    """FeedForward built by its own constructor from FusedLinear and FusedReLU (the same
+    parameters, drawn in the same order from rng)."""
 
-    def __init__(self, d_model, d_ff, rng, dtype=np.float32):
-        Module.__init__(self)
-        self.lin1 = self._child("lin1", FusedLinear(d_model, d_ff, rng, dtype))
-        self.relu = self._child("relu", FusedReLU())
-        self.lin2 = self._child("lin2", FusedLinear(d_ff, d_model, rng, dtype))
+    linear_class = FusedLinear
+    relu_class = FusedReLU
 
 
 class FusedLayerNorm(LayerNorm):
@@ -240,9 +236,7 @@ class FusedCrossAttention(MultiHeadAttention):
         concat = merge_heads(heads)
     and their backward lines. The parameters stay the four Linear children's."""
 
-    def __init__(self, d_model, n_heads, rng, dtype=np.float32):
-        super().__init__(d_model, n_heads, rng, dtype)
-        self.attention = self._child("attention", FusedScaledDotProductAttention())
+    core_class = FusedScaledDotProductAttention
 
     def _weights(self, names):
         """[W_a | W_b | ...] (D, nD) and [b_a | b_b | ...] (nD,) of the named projections."""

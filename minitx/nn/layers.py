@@ -104,11 +104,16 @@ class Dropout(Module):
 class FeedForward(Module):
     """FFN(x) = ReLU(x @ W1 + b1) @ W2 + b2, the same two-layer network at every position."""
 
+    # The classes of its parts. minitx.nn.fused's FusedFeedForward swaps in faster ones, and
+    # nothing else.
+    linear_class = Linear
+    relu_class = ReLU
+
     def __init__(self, d_model, d_ff, rng, dtype=np.float32):
         super().__init__()
-        self.lin1 = self._child("lin1", Linear(d_model, d_ff, rng, dtype))
-        self.relu = self._child("relu", ReLU())
-        self.lin2 = self._child("lin2", Linear(d_ff, d_model, rng, dtype))
+        self.lin1 = self._child("lin1", self.linear_class(d_model, d_ff, rng, dtype))
+        self.relu = self._child("relu", self.relu_class())
+        self.lin2 = self._child("lin2", self.linear_class(d_ff, d_model, rng, dtype))
 
     def forward(self, x):
         """x (B, L, D) -> (B, L, D), where L is S or T."""

@@ -10,6 +10,11 @@ children, so we always change parameters and gradients in place (`p -= ...`, `g 
 
 Because every sub-layer is registered, one walk (`named_modules`) reaches them all: switching
 dropout off for evaluation, tracing shapes and naming parameters all use it.
+
+One rule every backward keeps: it never writes into the gradient it was handed (`dout`), nor
+into its cache. The caller may still hold either: a residual connection hands the same `dx` to
+the skip path and to the branch, and with dropout off the branch's first backward returns that
+very array.
 """
 
 import numpy as np

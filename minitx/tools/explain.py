@@ -8,11 +8,13 @@ attention received and returned, without changing its code: as minitx.tools.trac
 a few module instances their own method attributes, which Python finds before the class's, and
 each records its arguments and result and then returns it unchanged:
 
-    res.branch(x) -> h             the attention's input: the residual stream x after the layer
-                                   norm (pre-norm), or x itself (post-norm)
     attn.forward(x_q, x_kv, mask)  the whole multi-head attention, y (B, T, D)
     attn.attention.forward(q, k, v, mask) -> out   its core, every head at once (B, H, T, K)
-    res.merge(x, y) -> x_new       the residual connection that adds y to the stream
+    norm.forward(x) -> h           pre-norm: the sub-layer's own norm, h = norm(x), whose input
+                                   x is the residual stream; post-norm: the norm after the sum,
+                                   x_new = norm(x + y)
+    next_norm.forward(x_new)       pre-norm: the next sub-layer's norm, which reads the stream
+                                   after this sub-layer added y
 
 Then we recompute the chosen head from the model's own weight arrays, in float64, one formula
 a step, the way the plain layers in minitx/nn/attention.py compute it for every head at once:
@@ -42,6 +44,7 @@ import numpy as np
 
 from minitx.data import detokenize
 from minitx.errors import UserError
+from minitx.model import PostNormDecoderLayer, PostNormEncoderLayer
 from minitx.nn.attention import MASKED
 
 MAX_COLS = 8  # columns shown per matrix: eight 8-character numbers fit a 100-column terminal
@@ -123,12 +126,13 @@ def softmax(x):
 
 @dataclass
 class Site:
-    """Where the chosen attention sits: its layer, the module, its residual and labels."""
+    """Where the chosen attention sits: its layer, the module, the norms around it, labels."""
 
     title: str
     layer: object
     attn: object
-    res: object
+    norm: object  # the norm of the attention's own sub-layer (norm1, or norm2 for cross-attention)
+    next_norm: object  # the norm of the sub-layer after it
     query_side: str  # what the queries read
     kv_side: str  # what the keys and values read
 
@@ -140,12 +144,12 @@ def find(model, kind, layer):
         raise UserError(f"--layer {layer}: this model's {side} has layers 0 to {len(stack) - 1}")
     L = stack[layer]
     if kind == "encoder":
-        return Site(f"encoder self-attention, encoder layer {layer}", L, L.self_attn, L.res_self,
+        return Site(f"encoder self-attention, encoder layer {layer}", L, L.self_attn, L.norm1, L.norm2,
                     "the source tokens' residual stream", "the same vectors")
     if kind == "decoder":
-        return Site(f"decoder self-attention, decoder layer {layer}", L, L.self_attn, L.res_self,
+        return Site(f"decoder self-attention, decoder layer {layer}", L, L.self_attn, L.norm1, L.norm2,
                     "the decoder's residual stream", "the same vectors")
-    return Site(f"cross-attention, decoder layer {layer}", L, L.cross_attn, L.res_cross,
+    return Site(f"cross-attention, decoder layer {layer}", L, L.cross_attn, L.norm2, L.norm3,
                 "the decoder's residual stream", "the encoder's output, memory (S, D)")
 
 
@@ -154,7 +158,7 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     from minitx.tools.show import look
 
     site = find(model, kind, layer)
-    attn, res = site.attn, site.res
+    attn, norm = site.attn, site.norm
     H = attn.n_heads
     if not 0 <= head < H:
         raise UserError(f"--head {head}: this model has heads 0 to {H - 1}")
@@ -162,16 +166,20 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     K = D // H
     c = slice(head * K, (head + 1) * K)
     cols = f"{head * K}:{(head + 1) * K}"
-    pre = res.pre
+    pre = not isinstance(site.layer, (PostNormEncoderLayer, PostNormDecoderLayer))
 
-    calls = [(res, "branch", "branch"), (res, "merge", "merge"), (attn, "forward", "attn"),
+    calls = [(norm, "forward", "norm"), (site.next_norm, "forward", "next_norm"), (attn, "forward", "attn"),
              (attn.attention, "forward", "core")]
     with recording(calls) as seen:
         src_tokens, out_tokens, maps = look(model, task, cfg, text)
-    (x_stream,), h_model = seen["branch"]
     (x_q, x_kv, mask), y_model = seen["attn"]
     (q_model, k_model, v_model, _), out_model = seen["core"]
-    (_, f_merged), x_new = seen["merge"]
+    if pre:  # h = norm(x); the sub-layer adds y to x; the next sub-layer's norm reads x_new
+        (x_stream,), h_model = seen["norm"]
+        (x_new,), _ = seen["next_norm"]
+    else:  # the attention reads x itself; x_new = norm(x + y)
+        x_stream = h_model = x_q
+        (x_plus_y,), x_new = seen["norm"]
     P_model = attn.attn  # (1, H, T, S)
 
     in_tokens = maps["decoder"].cols  # <s> y1 ... : what the decoder reads
@@ -212,9 +220,9 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
                   f"(rows, D) = {h.shape}"]
     lines += ["  x, the residual stream:"] + matrix(x, rows, dims)
     if pre:
-        h_ours = layer_norm(x, res.norm)  # (L, D)
+        h_ours = layer_norm(x, norm)  # (L, D)
         lines += ["  h = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta, each row on its own:"]
-        lines += matrix(h_ours, rows, dims) + [agree("res.branch(x), the model's h", h_ours, h)]
+        lines += matrix(h_ours, rows, dims) + [agree("the model's h, its norm's output", h_ours, h)]
     x_q64, x_kv64 = f64(x_q[0]), f64(x_kv[0])  # (T, D), (S, D)
     if kind == "cross":
         lines += [f"  The keys and values read {site.kv_side} = {x_kv64.shape}:"]
@@ -305,12 +313,12 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
         lines += ["", "11. The residual connection adds y to the stream (pre-norm; no dropout in evaluation): "
                       "x_new = x + y. So y is the change made to each token's vector, and this head's share "
                       "(step 10) is its part of that change. x_new, what the next sub-layer reads:"]
-        lines += matrix(x_new64, rows, dims) + [agree("the change the model made: res.merge's x_new minus x", y, x_new64 - x)]
+        lines += matrix(x_new64, rows, dims) + [agree("the change the model made: the next norm's input x_new minus x", y, x_new64 - x)]
     else:
         lines += ["", "11. The residual connection (post-norm): x_new = norm(x + y). The head's share "
                       "enters through x + y, and the layer norm then rescales each whole row. x_new:"]
-        lines += matrix(x_new64, rows, dims) + [agree("res.merge's x_new", layer_norm(x + y, res.norm), x_new64)]
-    assert np.array_equal(f64(f_merged[0]), f64(y_model[0])), "res.merge did not receive the attention's output"
+        lines += [agree("the sum the model's norm received", x + y, f64(x_plus_y[0]))]
+        lines += matrix(x_new64, rows, dims) + [agree("the model's x_new, its norm's output", layer_norm(x + y, norm), x_new64)]
     return lines
 
 

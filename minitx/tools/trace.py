@@ -82,7 +82,7 @@ class Tracer:
             named = list(zip(arg_names, args)) + list(kwargs.items())
             inputs = ", ".join(f"{n} {describe(v)}" for n, v in named if isinstance(v, np.ndarray))
             # Named relative to the call it is made from: "layers.0" inside "encoder",
-            # "res_self.norm" inside "layers.0".
+            # "norm1" inside "layers.0".
             outer = self.enclosing[-1]
             short = name[len(outer) + 1:] if outer and name.startswith(outer + ".") else name
             call = Call(len(self.enclosing) - 1, short, module, inputs)
