@@ -7,6 +7,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from exercise_solutions import SOLUTIONS, solved
@@ -14,6 +15,7 @@ from minitx.cli import main
 from minitx.exercises import breakit, grader
 from minitx.exercises.catalog import EXERCISES
 from minitx.exercises.command import BUGS, skeleton
+from minitx.nn import Linear
 
 NAMES = [e.name for e in EXERCISES]
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,13 +124,30 @@ def test_a_planted_bug_changes_one_object_only_and_no_file():
     exercise, bug = BUGS["softmax-no-row-sum"]
     before = (ROOT / "minitx" / "nn" / "attention.py").read_bytes()
     broken, healthy = exercise.cases()[0].plain, exercise.cases()[0].plain
-    changes = breakit.plant(broken, bug)
+    changes = breakit.plant(broken, bug.edits, bug.name, bug.target)
     assert [c.file for c in changes] == ["minitx/nn/attention.py"], changes
     assert changes[0].before.startswith("dscores = P * (dP - ") and changes[0].after.startswith("dscores = P * dP"), changes
     assert (ROOT / "minitx" / "nn" / "attention.py").read_bytes() == before
     case = exercise.cases()[0]
     assert not grader.check_case(case, broken).rows[0].ok
     assert grader.check_case(exercise.cases()[0], healthy).rows[0].ok, "the bug leaked into another layer"
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_every_plant_still_finds_the_line_it_changes(bug):
+    _, planted = BUGS[bug]
+    problems = [problem for edit in planted.edits if (problem := edit.problem(bug))]
+    assert not problems, "\n".join(problems)
+
+
+def test_a_plant_whose_line_is_gone_says_in_one_line_which_plant_to_update():
+    gone = breakit.Edit(Linear.backward, "dx_rows = dout_rows @ W.T @ W", "dx_rows = 0")
+    assert gone.problem("my-plant") == ("my-plant: the line it changes, `dx_rows = dout_rows @ W.T @ W`, is gone from "
+                                        "Linear.backward (minitx/nn/layers.py); update the plant to today's code")
+    layer = Linear(3, 2, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="^my-plant: the line it changes"):
+        breakit.plant(layer, (gone,), "my-plant")
+    assert "backward" not in vars(layer), "a failed plant must leave the layer as it was"
 
 
 def test_break_without_a_name_lists_every_bug(capsys):

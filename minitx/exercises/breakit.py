@@ -1,10 +1,10 @@
 """Break-it mode: plant one well-known mistake in a plain minitx layer, in memory.
 
-We take the source of the method the mistake lives in (inspect.getsource), replace the exact
-line or lines the bug changes, compile the result with the method's own module globals, and bind
-it to one layer object only. No file changes, no class changes: every other layer keeps the
-right method. If minitx's source ever stops containing a line a bug replaces, planting fails
-loudly rather than planting nothing.
+We take the source of the method the mistake lives in (inspect.getsource), replace the line or
+lines the bug changes, found by what they say, compile the result with the method's own module
+globals, and bind it to one layer object only. No file changes, no class changes: every other
+layer keeps the right method. If minitx's source ever stops containing a line a bug replaces,
+planting fails loudly, naming the plant to update, rather than planting nothing.
 """
 
 import inspect
@@ -27,6 +27,25 @@ def relative_source_file(func):
         return str(path)
 
 
+@dataclass(frozen=True)
+class Edit:
+    """One planted change: the text `old`, which must occur exactly once in `function`'s source
+    (a line, or part of one), becomes `new`. We find lines by what they say, not by number, so
+    a plant survives edits elsewhere in the file."""
+
+    function: object
+    old: str
+    new: str
+
+    def problem(self, label):
+        """None while the plant still applies; else one line saying which plant to update."""
+        found = inspect.getsource(self.function).count(self.old)
+        if found == 1:
+            return None
+        return (f"{label}: the line it changes, `{self.old}`, is {'gone from' if not found else f'{found} times in'} "
+                f"{self.function.__qualname__} ({relative_source_file(self.function)}); update the plant to today's code")
+
+
 @dataclass
 class Change:
     file: str
@@ -36,29 +55,38 @@ class Change:
 
 
 def planted(func, edits, label):
-    """func with each (old, new) of edits applied to its source; returns (function, [Change])."""
+    """func with each Edit applied to its source; returns (function, [Change])."""
     lines, start = inspect.getsourcelines(func)
     source = textwrap.dedent("".join(lines))
     changes = []
-    for old, new in edits:
-        found = source.count(old)
-        if found != 1:
-            raise RuntimeError(f"{label}: expected {old!r} once in {func.__qualname__}, found it {found} times")
-        index = next(i for i, line in enumerate(lines) if old in line)
-        changes.append(Change(relative_source_file(func), start + index, lines[index].strip(), lines[index].replace(old, new).strip()))
-        source = source.replace(old, new)
+    for edit in edits:
+        problem = edit.problem(label)
+        if problem:
+            raise RuntimeError(problem)
+        index = next(i for i, line in enumerate(lines) if edit.old in line)
+        changes.append(Change(relative_source_file(func), start + index, lines[index].strip(), lines[index].replace(edit.old, edit.new).strip()))
+        source = source.replace(edit.old, edit.new)
     namespace = dict(func.__globals__)
     exec(compile(source, f"<{label}: {func.__qualname__} with a planted mistake>", "exec"), namespace)
     return namespace[func.__name__], changes
 
 
-def plant(layer, bug):
-    """Replace bug.method on the object bug.target of `layer` (that object only); return the
-    changes made, for display."""
-    target = layer
-    for attribute in filter(None, bug.target.split(".")):
-        target = getattr(target, attribute)
-    original = getattr(type(target), bug.method)
-    function, changes = planted(original, bug.edits, bug.name)
-    setattr(target, bug.method, types.MethodType(function, target))
+def plant(layer, edits, label, target=""):
+    """Plant `edits` (Edit objects) on the object at the dotted attribute path `target` of
+    `layer` (that object only): each method of its class that an edit names is replaced by a
+    copy with the edits applied. Edits naming another class's method are skipped, so one plant
+    can cover, say, a pre-norm and a post-norm layer. Returns the changes made, for display."""
+    obj = layer
+    for attribute in filter(None, target.split(".")):
+        obj = getattr(obj, attribute)
+    changes = []
+    for name in dict.fromkeys(e.function.__name__ for e in edits):
+        original = getattr(type(obj), name, None)
+        mine = [e for e in edits if e.function is original]
+        if mine:
+            function, made = planted(original, mine, label)
+            setattr(obj, name, types.MethodType(function, obj))
+            changes += made
+    if not changes:
+        raise RuntimeError(f"{label}: none of its edits is in a method of {type(obj).__qualname__}")
     return changes

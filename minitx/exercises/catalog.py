@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 
 from minitx.exercises import reference
-from minitx.model import EncoderLayer, Residual, Decoder, padding_mask
+from minitx.exercises.breakit import Edit
+from minitx.model import Decoder, EncoderLayer, PostNormEncoderLayer, padding_mask
 from minitx.nn import CrossEntropy, Embedding, LayerNorm, Linear, MultiHeadAttention, ScaledDotProductAttention
 
 F64 = np.float64
@@ -38,9 +39,8 @@ class Bug:
     """A well-known mistake, planted in a copy of the plain layer's method in memory."""
 
     name: str
-    target: str  # the attribute of the case's plain layer that holds the method ("" = the layer)
-    method: str
-    edits: tuple  # (text in the method's source, what we put in its place), each found once
+    target: str  # the attribute of the case's plain layer whose method we replace ("" = the layer)
+    edits: tuple  # breakit.Edit(function, text found once in its source, what we put in its place)
     mistake: str  # one line: what the planted code does wrong
     lesson: str  # what the failing rows teach
 
@@ -144,7 +144,8 @@ def residual_cases():
     cases = []
     for pre in (True, False):
         rng = np.random.default_rng(18)
-        plain = randomised(reference.ResidualFeedForward(6, 8, pre, rng), rng)
+        layer_class = reference.ResidualFeedForward if pre else reference.PostNormResidualFeedForward
+        plain = randomised(layer_class(6, 8, rng), rng)
         x = rng.standard_normal((2, 3, 6))
         cases.append(Case("pre-norm" if pre else "post-norm", plain, lambda cls, pre=pre: cls(6, 8, pre, np.random.default_rng(0)),
                           f"ResidualBlock(6, 8, {pre}, rng)", {"x": x}, ("x",)))
@@ -160,7 +161,7 @@ EXERCISES = [
             "x": "Row n of x reaches only row n of y, through W: dx_rows has one row per position, with the shape of x_rows.",
         },
         ((Linear.backward, ["self.grads[\"W\"] +=", "self.grads[\"b\"] +=", "dx_rows = "]),),
-        (Bug("bias-averaged", "", "backward", (("dout_rows.sum(axis=0)", "dout_rows.mean(axis=0)"),),
+        (Bug("bias-averaged", "", (Edit(Linear.backward, "dout_rows.sum(axis=0)", "dout_rows.mean(axis=0)"),),
              "db averages dout over the positions instead of adding them up",
              "A parameter used at N positions receives N contributions, and they add: the bias gradient is a sum over "
              "every position of every sequence. Averaging shrinks it by N = B * L, and the loss's own mean over tokens "
@@ -172,8 +173,8 @@ EXERCISES = [
         softmax_cases,
         {"x": "Each P[j] shares its row's denominator with every other weight, so besides the diagonal term P * dout, dx needs a term for that coupling: one number per row, times P."},
         ((ScaledDotProductAttention.backward, ["dscores = P * (dP - "]),),
-        (Bug("softmax-no-row-sum", "attention", "backward",
-             (("dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))", "dscores = P * dP"),),
+        (Bug("softmax-no-row-sum", "attention",
+             (Edit(ScaledDotProductAttention.backward, "dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))", "dscores = P * dP"),),
              "the softmax backward drops its `- sum(dP * P)` term",
              "Every weight in a row depends on every score of the row, because they share one denominator. The dropped "
              "term is that coupling; it is also what makes each row of dscores sum to 0, as it must, since adding a "
@@ -191,16 +192,18 @@ EXERCISES = [
         },
         ((ScaledDotProductAttention.backward, ["dP = dout @ ", "dv = P.transpose", "dscores = ", "dq = ", "dk = "]),),
         (
-            Bug("attention-no-scale", "", "backward",
-                (("dq = dscores @ k / math.sqrt(K)", "dq = dscores @ k"),
-                 ("dk = dscores.transpose(0, 1, 3, 2) @ q / math.sqrt(K)", "dk = dscores.transpose(0, 1, 3, 2) @ q")),
+            Bug("attention-no-scale", "",
+                (Edit(ScaledDotProductAttention.backward, "dq = dscores @ k / math.sqrt(K)", "dq = dscores @ k"),
+                 Edit(ScaledDotProductAttention.backward, "dk = dscores.transpose(0, 1, 3, 2) @ q / math.sqrt(K)",
+                      "dk = dscores.transpose(0, 1, 3, 2) @ q")),
                 "the backward forgets the 1/sqrt(K) the forward scaled the scores by",
                 "Every constant of the forward reappears in the backward: scores = q @ k^T / sqrt(K), so dq and dk carry "
                 "the same 1/sqrt(K). The grader's note that each is right up to a constant factor of 1/sqrt(K) = 0.5 "
                 "points straight at it. dv is untouched, since v never meets the scale."),
-            Bug("attention-mask-after-softmax", "", "forward",
-                (("scores = np.where(mask, scores, MASKED)  # (B, H, T, S)", "scores = scores  # (B, H, T, S): left unmasked"),
-                 ("P = softmax(scores)  # (B, H, T, S)", "P = softmax(scores) if mask is None else np.where(mask, softmax(scores), 0.0)  # (B, H, T, S)")),
+            Bug("attention-mask-after-softmax", "",
+                (Edit(ScaledDotProductAttention.forward, "scores = np.where(mask, scores, MASKED)", "scores = scores"),
+                 Edit(ScaledDotProductAttention.forward, "P = softmax(scores)",
+                      "P = softmax(scores) if mask is None else np.where(mask, softmax(scores), 0.0)")),
                 "the forward zeroes masked weights after the softmax instead of masking the scores",
                 "Zeroing weights after the softmax leaves each row summing to less than 1, so the forward no longer "
                 "computes minitx's attention, and the masked scores still sit in the softmax's denominator, so they still "
@@ -220,8 +223,9 @@ EXERCISES = [
             "x_kv": "x_kv was split into both the keys and the values, so it gets both of their gradients, each moved back to (B, S, D); a reshape without the transpose scrambles the heads.",
         },
         ((MultiHeadAttention.backward, ["dconcat = ", "dheads = ", "dx_kv = ", "dx_q = "]), (Linear.backward, ["self.grads[", "dx_rows = "])),
-        (Bug("heads-reshape-without-transpose", "mha", "backward",
-             (("dheads = split_heads(dconcat, self.n_heads)", "dheads = dconcat.reshape(dconcat.shape[0], self.n_heads, dconcat.shape[1], -1)"),),
+        (Bug("heads-reshape-without-transpose", "mha",
+             (Edit(MultiHeadAttention.backward, "dheads = split_heads(dconcat, self.n_heads)",
+                   "dheads = dconcat.reshape(dconcat.shape[0], self.n_heads, dconcat.shape[1], -1)"),),
              "merge_heads' backward reshapes to (B, H, T, K) without the transpose",
              "merge_heads is a transpose then a reshape, so its backward must undo both: split_heads reshapes to "
              "(B, T, H, K) and then swaps T and H. A bare reshape gives the right shape but the wrong numbers in it: "
@@ -237,8 +241,8 @@ EXERCISES = [
             "x": "The mean and rstd are functions of x as well: next to the direct path, rstd * dxhat, dx needs a term through the mean and one through the variance (docs/backward.md, section 7).",
         },
         ((LayerNorm.backward, ["self.grads[\"gamma\"]", "self.grads[\"beta\"]", "dxhat = ", "through_mean = ", "through_var = ", "dx = "]),),
-        (Bug("layernorm-constant-stats", "", "backward",
-             (("dx = rstd * (dxhat - through_mean - through_var)", "dx = rstd * dxhat"),),
+        (Bug("layernorm-constant-stats", "",
+             (Edit(LayerNorm.backward, "dx = rstd * (dxhat - through_mean - through_var)", "dx = rstd * dxhat"),),
              "dx treats the row's mean and variance as constants: dx = rstd * dxhat",
              "x reaches xhat three ways: directly, through the row's mean and through its variance. Dropping the last two "
              "keeps only the direct path. The two missing terms make each row of dx sum to zero and (but for eps) "
@@ -250,8 +254,8 @@ EXERCISES = [
         "Embedding (minitx/nn/embedding.py)", embedding_cases,
         {"W": "Every position holding id v adds its row of dout into dW[v]; with a repeated id `dW[ids] += ...` keeps only one of them, so add without buffering."},
         ((Embedding.backward, ["np.add.at("]),),
-        (Bug("embedding-fancy-index", "", "backward",
-             (("np.add.at(self.grads[\"W\"], ids, dout * not_pad)", "self.grads[\"W\"][ids] += dout * not_pad"),),
+        (Bug("embedding-fancy-index", "",
+             (Edit(Embedding.backward, "np.add.at(self.grads[\"W\"], ids, dout * not_pad)", "self.grads[\"W\"][ids] += dout * not_pad"),),
              "the scatter-add is written `dW[ids] += dout`, which loses repeated ids",
              "NumPy runs `dW[ids] += dout` as `dW[ids] = dW[ids] + dout`: it reads every indexed row once, adds, and "
              "writes back, so when an id occurs three times the last write wins and two of the three contributions "
@@ -263,8 +267,8 @@ EXERCISES = [
         "CrossEntropy (minitx/nn/loss.py)", cross_entropy_cases,
         {"logits": "Per position the gradient is the predicted distribution minus the smoothed target; the mean then divides by n, and padding positions get nothing."},
         ((CrossEntropy.backward, ["weight = ", "dlogits = "]),),
-        (Bug("cross-entropy-batch-twice", "", "backward",
-             (("dlogits = (np.exp(logp) - q) * weight", "dlogits = (np.exp(logp) - q) * weight / n"),),
+        (Bug("cross-entropy-batch-twice", "",
+             (Edit(CrossEntropy.backward, "dlogits = (np.exp(logp) - q) * weight", "dlogits = (np.exp(logp) - q) * weight / n"),),
              "the loss gradient is divided by the number of tokens twice",
              "The loss is a mean over n tokens, so its gradient carries 1/n once. Dividing again is an easy slip when one "
              "function averages and its caller averages too; the gradient then shrinks with the batch, and so does the "
@@ -284,8 +288,8 @@ EXERCISES = [
         },
         ((MultiHeadAttention.backward, ["dconcat = ", "dheads = ", "dq, dk, dv = ", "dx_kv = ", "dx_q = "]),
          (Decoder.backward, ["dy, dmemory_layer = ", "dmemory = dmemory + "])),
-        (Bug("memory-last-layer-only", "", "backward",
-             (("dmemory = dmemory + dmemory_layer", "dmemory = dmemory_layer"),),
+        (Bug("memory-last-layer-only", "",
+             (Edit(reference.CrossAttentionStack.backward, "dmemory = dmemory + dmemory_layer", "dmemory = dmemory_layer"),),
              "only the last memory gradient the backward loop sees is kept, not the sum",
              "Every decoder layer reads the same memory, so the encoder must receive the sum of every layer's share. "
              "Overwriting keeps only the share of the layer the backward loop visits last (the first decoder layer); "
@@ -294,16 +298,17 @@ EXERCISES = [
     ),
     Exercise(
         "residual", "ResidualBlock", "a residual block around a feed-forward layer, pre- and post-norm",
-        "Residual and FeedForward (minitx/model.py, minitx/nn/layers.py), dropout 0", residual_cases,
+        "EncoderLayer's feed-forward sub-layer, pre- and post-norm (minitx/model.py), dropout 0", residual_cases,
         {
             "x": "x reaches y by the skip and by the branch: dx is the gradient that reaches the sum (after the norm's backward in post-norm) plus the branch's backward of it.",
             "norm.*": "The norm sits before ff in pre-norm (call it on ff's input gradient) and after the sum in post-norm (call it first, on dout).",
             "ff.*": "ff's backward takes the gradient of its output: in pre-norm that is dout, in post-norm the norm's backward of dout.",
         },
-        ((Residual.merge_backward, ["ds = ", "df = "]), (Residual.branch_backward, ["return "]),
-         (EncoderLayer.backward, ["dx, df = self.res_ff", "dh = self.ff", "dx = dx + self.res_ff"])),
-        (Bug("residual-no-pass-through", "", "backward",
-             (("dx = dx + self.res.branch_backward(dh)", "dx = self.res.branch_backward(dh)"),),
+        ((EncoderLayer.backward, ["df = self.dropout2", "dh = self.ff", "dx = dx + self.norm2"]),
+         (PostNormEncoderLayer.backward, ["ds = self.norm2", "df = self.dropout2", "dx = ds + self.ff"])),
+        (Bug("residual-no-pass-through", "",
+             (Edit(reference.ResidualFeedForward.backward, "dx = dx + self.norm.backward(dh)", "dx = self.norm.backward(dh)"),
+              Edit(reference.PostNormResidualFeedForward.backward, "dx = ds + self.ff.backward(df)", "dx = self.ff.backward(df)")),
              "dx keeps the branch's gradient and forgets the skip path's pass-through",
              "y = x + f(...) sends the gradient straight back to x as well as through f; that skip path is why deep "
              "stacks of residual layers train at all, since it carries the gradient past every layer unchanged. "

@@ -179,9 +179,9 @@ def list_bugs():
 def break_one(exercise, bug):
     """Plant `bug` in fresh plain layers, check them as the exercise checks a learner's file,
     and show the table and what it teaches. Returns whether the check caught it."""
-    results, changes = [], None
+    results, changes = [], []
     for case, broken in zip(exercise.cases(), exercise.cases()):
-        changes = breakit.plant(broken.plain, bug)
+        changes += [c for c in breakit.plant(broken.plain, bug.edits, bug.name, bug.target) if c not in changes]
         results.append(grader.check_case(case, broken.plain))
     print(grader.wrap(f"Bug {bug.name}: {bug.mistake}."))
     print("Planted in a copy of minitx's plain code, in memory (no file is changed):")

@@ -3,7 +3,7 @@
 The grader compares a learner's gradients with minitx's own. For five exercises that layer is
 used as it is (Linear, ScaledDotProductAttention, LayerNorm, Embedding, CrossEntropy). The other
 four exercises isolate one piece of a larger layer, so here we wrap minitx's layers to compute
-exactly that piece, and nothing in these wrappers does arithmetic of its own: each forward and
+exactly that piece. These wrappers do no arithmetic the model does not: each forward and
 backward is a few calls to the plain layers, written as model.py writes them. Break-it mode
 plants its mistakes in these same objects.
 """
@@ -12,8 +12,7 @@ import math
 
 import numpy as np
 
-from minitx.model import Residual
-from minitx.nn import PLAIN, FeedForward, Module, MultiHeadAttention, ScaledDotProductAttention
+from minitx.nn import FeedForward, LayerNorm, Module, MultiHeadAttention, ScaledDotProductAttention
 
 F64 = np.float64
 
@@ -95,25 +94,52 @@ class CrossAttentionStack(Module):
 
 
 class ResidualFeedForward(Module):
-    """minitx's Residual (dropout 0) around minitx's FeedForward: the feed-forward half of
-    EncoderLayer.forward and EncoderLayer.backward, line for line."""
+    """The feed-forward sub-layer of minitx's EncoderLayer, pre-norm, with dropout 0: the same
+    lines as EncoderLayer.forward's and .backward's last three, its norm2 called norm.
 
-    def __init__(self, d_model, d_ff, pre, rng):
+        x = x + ff(norm(x))
+    """
+
+    def __init__(self, d_model, d_ff, rng):
         super().__init__()
-        self.res = Residual(d_model, 0.0, pre, rng, PLAIN, F64)
-        self.norm = self._child("norm", self.res.norm)
+        self.norm = self._child("norm", LayerNorm(d_model, dtype=F64))
         self.ff = self._child("ff", FeedForward(d_model, d_ff, rng, F64))
 
     def forward(self, x):
-        """x (B, L, D) -> (B, L, D)."""
-        h = self.res.branch(x)  # (B, L, D)
-        return self.res.merge(x, self.ff.forward(h))  # (B, L, D)
+        """x (B, L, D) -> x (B, L, D)."""
+        h = self.norm.forward(x)  # (B, L, D)
+        f = self.ff.forward(h)  # (B, L, D)
+        x = x + f  # (B, L, D)
+        return x
 
-    def backward(self, dout):
-        """dout (B, L, D) -> dx (B, L, D)."""
-        # forward: return self.res.merge(x, self.ff.forward(h))
-        dx, df = self.res.merge_backward(dout)  # (B, L, D) each
+    def backward(self, dx):
+        """dx (B, L, D) -> dx (B, L, D)."""
+        # forward: x = x + f
+        df = dx  # (B, L, D)
+        # forward: f = self.ff.forward(h)
         dh = self.ff.backward(df)  # (B, L, D)
-        # forward: h = self.res.branch(x)
-        dx = dx + self.res.branch_backward(dh)  # (B, L, D)
+        # forward: h = self.norm.forward(x)
+        dx = dx + self.norm.backward(dh)  # (B, L, D): the skip path plus the branch
+        return dx
+
+
+class PostNormResidualFeedForward(ResidualFeedForward):
+    """The feed-forward sub-layer of minitx's PostNormEncoderLayer, with dropout 0.
+
+        x = norm(x + ff(x))
+    """
+
+    def forward(self, x):
+        """x (B, L, D) -> x (B, L, D)."""
+        f = self.ff.forward(x)  # (B, L, D)
+        x = self.norm.forward(x + f)  # (B, L, D)
+        return x
+
+    def backward(self, dx):
+        """dx (B, L, D) -> dx (B, L, D)."""
+        # forward: x = self.norm.forward(x + f)
+        ds = self.norm.backward(dx)  # (B, L, D)
+        df = ds  # (B, L, D)
+        # forward: f = self.ff.forward(x)
+        dx = ds + self.ff.backward(df)  # (B, L, D): the skip path plus the branch
         return dx

@@ -3,8 +3,8 @@
     pre-norm:   y = x + ff(norm(x))       the layer norm inside the branch (the modern default)
     post-norm:  y = norm(x + ff(x))       the layer norm after the sum (the original paper's)
 
-This is minitx's Residual (minitx/model.py) with dropout 0, around minitx's FeedForward, as in
-the second half of an encoder layer. The grader checks both placements. Replace each line marked
+This is the second sub-layer of minitx's EncoderLayer and PostNormEncoderLayer
+(minitx/model.py), with dropout 0. The grader checks both placements. Replace each line marked
 TODO, then grade it:
 
     python -m minitx exercise residual
