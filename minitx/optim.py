@@ -31,7 +31,7 @@ class Adam:
     `names`, if given, restricts updates to those parameters (the rest stay frozen, as the base
     weights do under LoRA); we keep no state for frozen parameters. `decay`, if given, names the
     parameters weight decay applies to (the rest are updated without it); which ones a model
-    decays is minitx.run.build_optimizer's rule.
+    decays is minitx.build.build_optimizer's rule.
     """
 
     decoupled = False  # AdamW sets this: decay the weights directly instead of via the gradient

@@ -87,8 +87,8 @@ def test_the_check_finds_a_cycle_planted_in_files(tmp_path):
 
 
 def test_the_check_finds_a_cycle_planted_in_minitx():
-    # As if the module that builds a model imported the training loop, which builds on it.
+    # As if the run directory's module imported the training loop, which builds on it.
     graph = import_graph(PACKAGE_DIR, "minitx")
-    graph["minitx.run"].add("minitx.train")
+    graph["minitx.rundir"].add("minitx.train")
     cycle = find_cycle(graph)
-    assert cycle is not None and "minitx.train" in cycle and "minitx.run" in cycle, cycle
+    assert cycle is not None and "minitx.train" in cycle and "minitx.rundir" in cycle, cycle
