@@ -1,10 +1,12 @@
-"""A training run's directory and what it saves, and the checks that keep a run one run.
+"""A training run in its directory: starting it, saving it, resuming it, and the checks that
+keep a resumed run the same run. minitx.train holds the loop itself.
 
 A run directory holds config.yaml (the resolved config), metrics.jsonl (one JSON object per
 evaluation) and checkpoint.npz (everything needed to continue exactly where we stopped).
-choose_run_dir picks the directory without ever overwriting a run; Run holds everything a
-training run owns (model, optimizer, data stream, step count) and saves and restores it;
-check_compatible refuses to resume a checkpoint with a config that would make it another run.
+start_run does everything before the first step: it reads the config, sets the BLAS threads,
+chooses the directory (choose_run_dir, which never overwrites a run) and builds a Run, which
+holds everything a training run owns (model, optimizer, data stream, step count) and saves and
+restores it. On resume, check_compatible refuses a config that would make it another run.
 
 Fine-tuning (the config's lora section) starts from another run's checkpoint, lora.base_run.
 With lora.enabled false every weight trains (full fine-tuning); with it true only low-rank
@@ -13,6 +15,7 @@ and fingerprint. load_base checks that the base fits before copying its weights 
 """
 
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -20,11 +23,12 @@ import numpy as np
 
 from minitx import checkpoint, lora
 from minitx.build import build_model, build_optimizer
-from minitx.config import Config, LoRAConfig, config_to_dict, load_config
+from minitx.config import Config, LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
 from minitx.data import PAD, load_task
 from minitx.decode import output_limit
 from minitx.errors import UserError
 from minitx.model import layer_set
+from minitx.threads import use_blas_threads
 
 METRICS = "metrics.jsonl"
 
@@ -143,6 +147,48 @@ def _step_of(line, path):
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         raise UserError(f"{path}: a line is not a minitx metrics record: {line.strip()[:60]!r}") from None
+
+
+def start_run(config_path, overrides=(), out=None, resume=False):
+    """Everything before the first step of `minitx train`: read the config, choose the run
+    directory, build the run, and restore its checkpoint when resuming."""
+    config_path = resolve_config_path(config_path)
+    cfg = load_config(config_path, overrides)
+    use_blas_threads(cfg.train.threads)
+    run_dir = choose_run_dir(config_path, out, resume)
+    run = Run(cfg, run_dir, config_path)
+    run.config_path, run.overrides = config_path, list(overrides)
+    cfg = run.cfg  # the config with the output length limit worked out, which config.yaml records
+    if resume:
+        arrays = checkpoint.load(run.ckpt_path)
+        check_compatible(cfg, arrays["config"], run.ckpt_path)
+        run.restore(arrays, run.ckpt_path)
+        run.drop_metrics_after_checkpoint()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    print(f"outputs are decoded up to {cfg.eval.max_output_len} tokens, </s> included ({run.output_limit_why})")
+    if cfg.lora.base_run:
+        what = (f"LoRA rank {cfg.lora.rank} adapters on {', '.join(cfg.lora.targets)}: {run.adapters.n_params():,} "
+                f"trained parameters, {run.model.n_params():,} frozen" if run.adapters is not None
+                else f"every weight: {run.model.n_params():,} trained parameters")
+        print(f"fine-tuning {cfg.lora.base_run} (fingerprint {run.base_fingerprint}); {what}")
+    return run
+
+
+def resume_command(run):
+    """The command that continues `run`, with the overrides it was started with."""
+    return (f"python -m minitx train {run.config_path} --resume --out {run.run_dir}"
+            + "".join(f" --set {o}" for o in run.overrides))
+
+
+def check_finite(run, loss, grad_norm):
+    """Stop at the first step whose loss or gradient norm is not a finite number."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
+    kept = (f"the last good checkpoint (step {run.saved_step}) is kept in {run.ckpt_path}"
+            if run.saved_step is not None else "no checkpoint had been saved yet")
+    raise UserError(f"step {run.step + 1}: {what} is {value}; stopped, and {kept}. Try a lower train.lr, or check the data")
 
 
 def load_base(cfg, model, task, cfg_path="the config"):

@@ -7,11 +7,8 @@ One step is the whole story of the package in five lines (train_step below):
     clip_grad_norm(model.grads, clip_norm)
     optimizer.step(model.grads, lr)
 
-`train` repeats it, evaluating and saving a checkpoint every so often. start_run does
-everything before the first step: it reads the config, sets the BLAS threads (minitx.threads),
-chooses the run directory and builds the run (minitx.rundir, which builds the model and the
-optimizer with minitx.build), and restores the checkpoint when resuming. A finished run is
-loaded for evaluation or translation by minitx.inference.
+`train` repeats it, evaluating and saving a checkpoint every so often. Around the loop,
+minitx.rundir starts, saves and resumes a run, and minitx.build makes its model and optimizer.
 
 With LoRA adapters (minitx.lora) the step gains two calls: adapters.backward() after the
 model's backward, and adapters.forward() after the update.
@@ -25,16 +22,13 @@ from types import SimpleNamespace
 
 from tqdm import tqdm
 
-from minitx import checkpoint
-from minitx.config import load_config, resolve_config_path, save_config
 from minitx.data import EOS, PAD, TsvTask
 from minitx.decode import emittable, greedy, length_limit, output_limit
-from minitx.errors import Interrupted, UserError
+from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
-from minitx.rundir import Run, check_compatible, choose_run_dir
+from minitx.rundir import check_finite, resume_command, start_run
 from minitx.scores import corpus_scores
-from minitx.threads import use_blas_threads
 
 
 def train_step(model, ce, optimizer, batch, lr, clip_norm, adapters=None):
@@ -176,48 +170,6 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
         raise Interrupted(f"interrupted at step {run.step}; checkpoint saved to {run.ckpt_path}. Continue with: {resume_command(run)}")
     print(f"run saved in {run.run_dir}")
     return run.run_dir
-
-
-def start_run(config_path, overrides=(), out=None, resume=False):
-    """Everything before the first step of `minitx train`: read the config, choose the run
-    directory, build the run, and restore its checkpoint when resuming."""
-    config_path = resolve_config_path(config_path)
-    cfg = load_config(config_path, overrides)
-    use_blas_threads(cfg.train.threads)
-    run_dir = choose_run_dir(config_path, out, resume)
-    run = Run(cfg, run_dir, config_path)
-    run.config_path, run.overrides = config_path, list(overrides)
-    cfg = run.cfg  # the config with the output length limit worked out, which config.yaml records
-    if resume:
-        arrays = checkpoint.load(run.ckpt_path)
-        check_compatible(cfg, arrays["config"], run.ckpt_path)
-        run.restore(arrays, run.ckpt_path)
-        run.drop_metrics_after_checkpoint()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    print(f"outputs are decoded up to {cfg.eval.max_output_len} tokens, </s> included ({run.output_limit_why})")
-    if cfg.lora.base_run:
-        what = (f"LoRA rank {cfg.lora.rank} adapters on {', '.join(cfg.lora.targets)}: {run.adapters.n_params():,} "
-                f"trained parameters, {run.model.n_params():,} frozen" if run.adapters is not None
-                else f"every weight: {run.model.n_params():,} trained parameters")
-        print(f"fine-tuning {cfg.lora.base_run} (fingerprint {run.base_fingerprint}); {what}")
-    return run
-
-
-def resume_command(run):
-    """The command that continues `run`, with the overrides it was started with."""
-    return (f"python -m minitx train {run.config_path} --resume --out {run.run_dir}"
-            + "".join(f" --set {o}" for o in run.overrides))
-
-
-def check_finite(run, loss, grad_norm):
-    """Stop at the first step whose loss or gradient norm is not a finite number."""
-    if math.isfinite(loss) and math.isfinite(grad_norm):
-        return
-    what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
-    kept = (f"the last good checkpoint (step {run.saved_step}) is kept in {run.ckpt_path}"
-            if run.saved_step is not None else "no checkpoint had been saved yet")
-    raise UserError(f"step {run.step + 1}: {what} is {value}; stopped, and {kept}. Try a lower train.lr, or check the data")
 
 
 class Progress:
