@@ -29,7 +29,7 @@ def readable(metrics):
 
 def cmd_eval(args):
     from minitx.decode import decoder_for
-    from minitx.run import load_run
+    from minitx.inference import load_run
     from minitx.tools.ablate import ablated, describe, parse_specs
     from minitx.train import cut_note, evaluate
 
@@ -49,7 +49,7 @@ def cmd_eval(args):
 
 def cmd_translate(args):
     from minitx.decode import decoder_for
-    from minitx.run import load_run
+    from minitx.inference import load_run
     from minitx.data import EOS, detokenize, encode_input
     from minitx.tools.ablate import ablated, parse_specs
 
@@ -264,7 +264,7 @@ def main(argv=None):
         return e.code
     # One BLAS thread for every command, as train.threads' default: commands that read a
     # config or a run then set that one's train.threads (or --threads) instead.
-    from minitx.run import use_blas_threads
+    from minitx.threads import use_blas_threads
 
     use_blas_threads(1)
     try:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from minitx.data import TASKS, lengths_of_test_split
 from minitx.errors import UserError
+from minitx.optim import SCHEDULES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -132,11 +134,14 @@ class Config:
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # section name -> dataclass
+# The names a key may take. A task or a schedule is valid when the module that implements it
+# registers it (minitx.data.TASKS, minitx.optim.SCHEDULES): we read those dicts themselves, so
+# the list here and the list in the code cannot drift apart.
 CHOICES = {
     "model.norm": ("pre", "post"),
-    "data.task": ("copy", "reverse", "sort", "tsv"),
+    "data.task": TASKS,
     "train.optimizer": ("adam", "adamw"),
-    "train.schedule": ("inverse_sqrt", "cosine", "constant"),
+    "train.schedule": SCHEDULES,
 }
 # Every integer field must be at least 1 except these, for which 0 means something.
 NON_NEGATIVE = {"train.seed", "train.warmup", "train.checkpoint_every", "eval.max_output_len",
@@ -353,12 +358,6 @@ def validate(cfg: Config, source, check_files=True, overridden=()) -> None:
               f"{test_min} is greater than the test split's longest length ({test_max})")
         check(test_max + 1 <= m.max_len, "data.test_max_len",
               f"{test_max} plus </s> does not fit in model.max_len ({m.max_len})")
-
-
-def lengths_of_test_split(d):
-    """(shortest, longest) sequence of the test split: data.test_min_len and data.test_max_len,
-    each 0 meaning the training split's own data.min_len or data.max_len."""
-    return d.test_min_len or d.min_len, d.test_max_len or d.max_len
 
 
 def config_to_dict(cfg: Config) -> dict:

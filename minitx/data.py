@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from minitx.config import lengths_of_test_split
 from minitx.errors import UserError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -155,13 +154,18 @@ class Task:
             yield make_batch(src, tgt), tgt
 
 
+def lengths_of_test_split(d):
+    """(shortest, longest) sequence of the test split: data.test_min_len and data.test_max_len,
+    each 0 meaning the training split's own data.min_len or data.max_len."""
+    return d.test_min_len or d.min_len, d.test_max_len or d.max_len
+
+
 class AlgorithmicTask(Task):
-    """copy: y = x; reverse: y = x reversed; sort: y = x sorted by symbol id."""
+    """Random sources over cfg.n_symbols symbols; each target is rule(source), computed on the
+    symbol ids: copy, reverse and sort in TASKS below."""
 
-    TRANSFORMS = {"copy": lambda s: list(s), "reverse": lambda s: s[::-1], "sort": sorted}
-
-    def __init__(self, cfg, seed):
-        self.kind, self.n_symbols = cfg.task, cfg.n_symbols
+    def __init__(self, cfg, seed, rule):
+        self.rule, self.n_symbols = rule, cfg.n_symbols
         self.min_len, self.max_len = cfg.min_len, cfg.max_len
         self.longest_target = cfg.max_len  # copy, reverse and sort keep the length
         symbols = [str(i) for i in range(cfg.n_symbols)]
@@ -193,7 +197,7 @@ class AlgorithmicTask(Task):
     def _pair(self, ids):
         src = [str(i - len(SPECIALS)) for i in ids]
         # Sorting compares symbol ids, so "10" comes after "9".
-        tgt = [str(i - len(SPECIALS)) for i in self.TRANSFORMS[self.kind](ids)]
+        tgt = [str(i - len(SPECIALS)) for i in self.rule(ids)]
         return src, tgt
 
     def train_batch(self, rng, batch_size):
@@ -204,7 +208,7 @@ class AlgorithmicTask(Task):
             if tuple(src) in self.held_out:
                 continue  # never train on a held-out sequence
             src_ids.append(ids)
-            tgt_ids.append(self.TRANSFORMS[self.kind](ids))
+            tgt_ids.append(self.rule(ids))
         return make_batch(src_ids, tgt_ids)
 
 
@@ -278,11 +282,19 @@ class TsvTask(Task):
         return make_batch([self.train_ids[i][0] for i in idx], [self.train_ids[i][1] for i in idx])
 
 
+# Every task data.task may name, each a function from the whole Config to its Task. The config
+# accepts exactly these names: minitx.config reads this dict.
+TASKS = {
+    "copy": lambda cfg: AlgorithmicTask(cfg.data, cfg.train.seed, rule=list),
+    "reverse": lambda cfg: AlgorithmicTask(cfg.data, cfg.train.seed, rule=lambda ids: ids[::-1]),
+    "sort": lambda cfg: AlgorithmicTask(cfg.data, cfg.train.seed, rule=sorted),
+    "tsv": lambda cfg: TsvTask(cfg.data, cfg.model.max_len - 1),
+}
+
+
 def load_task(cfg):
     """cfg: the whole Config. Returns a Task with train_batch(rng, B) and eval_batches()."""
-    if cfg.data.task == "tsv":
-        return TsvTask(cfg.data, cfg.model.max_len - 1)
-    return AlgorithmicTask(cfg.data, cfg.train.seed)
+    return TASKS[cfg.data.task](cfg)
 
 
 def encode_input(text, cfg, task):

@@ -31,7 +31,7 @@ class Adam:
     `names`, if given, restricts updates to those parameters (the rest stay frozen, as the base
     weights do under LoRA); we keep no state for frozen parameters. `decay`, if given, names the
     parameters weight decay applies to (the rest are updated without it); which ones a model
-    decays is minitx.run.build_optimizer's rule.
+    decays is minitx.build.build_optimizer's rule.
     """
 
     decoupled = False  # AdamW sets this: decay the weights directly instead of via the gradient
@@ -138,14 +138,40 @@ def clip_grad_norm(grads, max_norm):
     return norm
 
 
-def make_schedule(name, lr, warmup, steps, d_model=None):
-    """Return a function mapping the step (counted from 1) to a learning rate.
+def warmup_factor(step, warmup):
+    """w(step) = min(1, step / warmup), the linear warmup; 1 when warmup == 0."""
+    return min(1.0, step / warmup) if warmup > 0 else 1.0
 
-    w(step) = min(1, step / warmup)             linear warmup; w = 1 when warmup == 0
-    constant:      lr * w(step)
-    cosine:        lr * step / warmup during warmup, then
-                   lr * 0.5 * (1 + cos(pi * (step - warmup) / (steps - warmup))), 0 at `steps`
-    inverse_sqrt:  lr * min(step / warmup, sqrt(warmup / step))    (warmup 0 is taken as 1)
+
+def constant(step, lr, warmup, steps):
+    """lr * w(step): warm up, then hold."""
+    return lr * warmup_factor(step, warmup)
+
+
+def cosine(step, lr, warmup, steps):
+    """Warm up, then lr * 0.5 * (1 + cos(pi * (step - warmup) / (steps - warmup))), 0 at `steps`."""
+    if step <= warmup:
+        return lr * warmup_factor(step, warmup)
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def inverse_sqrt(step, lr, warmup, steps):
+    """lr * min(step / warmup, sqrt(warmup / step)): the paper's warmup, then 1/sqrt(step) decay."""
+    # With no warmup we peak at step 1 and decay as 1/sqrt(step) from there.
+    w = max(warmup, 1)
+    return lr * min(step / w, math.sqrt(w / step))
+
+
+# Every schedule train.schedule may name, each a function (step, lr, warmup, steps) -> learning
+# rate. The config accepts exactly these names: minitx.config reads this dict.
+SCHEDULES = {"inverse_sqrt": inverse_sqrt, "cosine": cosine, "constant": constant}
+
+
+def make_schedule(name, lr, warmup, steps, d_model=None):
+    """Return a function mapping the step (counted from 1) to a learning rate: the schedule
+    SCHEDULES[name] with lr, warmup and steps fixed.
+
     The paper's formula, d_model**-0.5 * min(step**-0.5, step * warmup**-1.5), is inverse_sqrt
     with lr = (d_model * warmup)**-0.5, its value at the peak; pass lr=None and d_model to get it.
     """
@@ -153,25 +179,7 @@ def make_schedule(name, lr, warmup, steps, d_model=None):
         if name != "inverse_sqrt" or d_model is None:
             raise ValueError("lr=None is only allowed for 'inverse_sqrt' with d_model given")
         lr = (d_model * max(warmup, 1)) ** -0.5
-
-    def warm(step):
-        return min(1.0, step / warmup) if warmup > 0 else 1.0
-
-    def constant(step):
-        return lr * warm(step)
-
-    def cosine(step):
-        if step <= warmup:
-            return lr * warm(step)
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    def inverse_sqrt(step):
-        # With no warmup we peak at step 1 and decay as 1/sqrt(step) from there.
-        w = max(warmup, 1)
-        return lr * min(step / w, math.sqrt(w / step))
-
-    schedules = {"constant": constant, "cosine": cosine, "inverse_sqrt": inverse_sqrt}
-    if name not in schedules:
-        raise ValueError(f"unknown schedule {name!r}; expected one of {sorted(schedules)}")
-    return schedules[name]
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}")
+    schedule = SCHEDULES[name]
+    return lambda step: schedule(step, lr, warmup, steps)

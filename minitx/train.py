@@ -7,8 +7,8 @@ One step is the whole story of the package in five lines (train_step below):
     clip_grad_norm(model.grads, clip_norm)
     optimizer.step(model.grads, lr)
 
-`train` repeats it, evaluating and saving a checkpoint every so often. Everything around the
-loop (the run directory, building the model, checkpoints, resuming) is minitx.run's.
+`train` repeats it, evaluating and saving a checkpoint every so often. Around the loop,
+minitx.rundir starts, saves and resumes a run, and minitx.build makes its model and optimizer.
 
 With LoRA adapters (minitx.lora) the step gains two calls: adapters.backward() after the
 model's backward, and adapters.forward() after the update.
@@ -27,7 +27,7 @@ from minitx.decode import emittable, greedy, length_limit, output_limit
 from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
-from minitx.run import check_finite, resume_command, start_run
+from minitx.rundir import check_finite, resume_command, start_run
 from minitx.scores import corpus_scores
 
 

@@ -32,7 +32,7 @@ from minitx.model import causal_mask  # noqa: E402
 from minitx.nn import CrossEntropy, Embedding, FeedForward, LayerNorm, Linear, MultiHeadAttention  # noqa: E402
 from minitx.nn import ScaledDotProductAttention  # noqa: E402
 from minitx.nn import fused  # noqa: E402
-from minitx.run import use_blas_threads  # noqa: E402
+from minitx.threads import use_blas_threads  # noqa: E402
 
 
 def timed(call, repeats):

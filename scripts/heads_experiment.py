@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from minitx.tools import plots  # noqa: E402
 from minitx.data import EOS, PAD, detokenize  # noqa: E402
 from minitx.tools.show import look  # noqa: E402
-from minitx.run import load_run  # noqa: E402
+from minitx.inference import load_run  # noqa: E402
 from minitx.train import evaluate, train  # noqa: E402
 from lowrank_doc import DOC, read_metrics, write_section  # noqa: E402
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from minitx import checkpoint  # noqa: E402
 from minitx.data import EOS, load_task, pad_sources  # noqa: E402
 from minitx.decode import greedy, length_limit  # noqa: E402
-from minitx.run import load_run  # noqa: E402
+from minitx.inference import load_run  # noqa: E402
 
 N_TEST = 200  # sequences per length
 EXTRA = 10  # tokens we let the model write past the source's length, so a run-on shows as one
@@ -48,7 +48,7 @@ EXTRA = 10  # tokens we let the model write past the source's length, so a run-o
 def training_sources(cfg, steps):
     """Every source sequence the run trained on: its data generator replayed for `steps`."""
     task = load_task(cfg)
-    rng = np.random.default_rng([cfg.train.seed, 3])  # minitx.run.Run.data_rng
+    rng = np.random.default_rng([cfg.train.seed, 3])  # minitx.rundir.Run.data_rng
     seen = set()
     for _ in range(steps):
         batch = task.train_batch(rng, cfg.train.batch_size)

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from minitx.data import BOS, EOS, PAD, encode_input  # noqa: E402
 from minitx.decode import greedy  # noqa: E402
-from minitx.run import load_run  # noqa: E402
+from minitx.inference import load_run  # noqa: E402
 from minitx.train import evaluate  # noqa: E402
 
 EXAMPLE = "3 1 4 1 5 9 2 6"

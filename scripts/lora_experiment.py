@@ -43,7 +43,7 @@ from minitx import checkpoint, lora
 from minitx.tools import plots  # noqa: E402
 from minitx.tools.lowrank import (analyse, effective_rank, energy, run_matrices, singular_values,  # noqa: E402
                             spectra_figure, truncate)
-from minitx.run import load_run  # noqa: E402
+from minitx.inference import load_run  # noqa: E402
 from minitx.train import evaluate, train  # noqa: E402
 from lowrank_doc import DOC, read_metrics, write_section  # noqa: E402
 

@@ -40,7 +40,7 @@ from minitx import checkpoint
 from minitx.tools import plots  # noqa: E402
 from minitx.data import detokenize  # noqa: E402
 from minitx.tools.show import look  # noqa: E402
-from minitx.run import load_run  # noqa: E402
+from minitx.inference import load_run  # noqa: E402
 
 IMAGES = REPO_ROOT / "docs" / "images"
 # A permutation of the ten symbols: no symbol repeats, so each output position has exactly one

@@ -93,7 +93,7 @@ def test_bench_command_prints_one_json_line_per_implementation(monkeypatch, caps
 def test_minitx_sets_its_own_blas_threads_and_bench_reports_them(monkeypatch, capsys):
     # Whatever OPENBLAS_NUM_THREADS said, minitx asks the BLAS library (through threadpoolctl)
     # for the config's train.threads, or --threads, and bench reports what the library says.
-    from minitx.run import blas_threads, use_blas_threads
+    from minitx.threads import blas_threads, use_blas_threads
 
     fast_peak(monkeypatch)
     counts = [1, 2] if (os.cpu_count() or 1) >= 2 else [1]

@@ -12,6 +12,7 @@ from minitx.config import (
     resolve_config_path,
     save_config,
 )
+from minitx import data, optim
 from minitx.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,6 +167,25 @@ def test_int_accepted_for_float(tmp_path):
 def test_invalid_values_name_file_and_key(tmp_path, text, key):
     message = error_of(write(tmp_path, text, "values.yaml"))
     assert "values.yaml" in message and key in message, message
+
+
+def test_task_and_schedule_names_come_from_their_registries(tmp_path, monkeypatch):
+    # An unknown name is one line that lists the names the registries hold.
+    task = error_of(write(tmp_path, "data:\n  task: shuffle\n", "t.yaml"))
+    assert task == f"{tmp_path / 't.yaml'}: data.task: must be one of copy, reverse, sort, tsv, got 'shuffle'", task
+    schedule = error_of(write(tmp_path, "train:\n  schedule: step_decay\n", "s.yaml"))
+    assert schedule == f"{tmp_path / 's.yaml'}: train.schedule: must be one of inverse_sqrt, cosine, constant, got 'step_decay'", schedule
+
+    # Registering a task in minitx.data and a schedule in minitx.optim is all it takes for the
+    # config to accept them; config.py keeps no list of its own.
+    monkeypatch.setitem(data.TASKS, "shuffle", data.TASKS["reverse"])
+    monkeypatch.setitem(optim.SCHEDULES, "step_decay", optim.SCHEDULES["constant"])
+    cfg = load_config(write(tmp_path, "data:\n  task: shuffle\ntrain:\n  schedule: step_decay\n"))
+    assert (cfg.data.task, cfg.train.schedule) == ("shuffle", "step_decay")
+    src, tgt = data.load_task(cfg).splits["valid"][0]
+    assert tgt == src[::-1], (src, tgt)
+    message = error_of(write(tmp_path, "data:\n  task: translate\n"))
+    assert message.endswith("must be one of copy, reverse, sort, tsv, shuffle, got 'translate'"), message
 
 
 def test_test_lengths_belong_to_algorithmic_tasks(tmp_path):

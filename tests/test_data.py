@@ -6,14 +6,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minitx.config import DataConfig, load_config, resolve_config_path
-from minitx.data import BOS, EOS, PAD, UNK, AlgorithmicTask, Vocab, detokenize, encode_input, make_batch, read_tsv, tokenize
+from minitx.config import Config, DataConfig, load_config, resolve_config_path
+from minitx.data import BOS, EOS, PAD, UNK, Vocab, detokenize, encode_input, load_task, make_batch, read_tsv, tokenize
 from minitx.errors import UserError
 
 
+def task_from(data):
+    """The task a config with this data section builds (train.seed 0)."""
+    return load_task(Config(data=data))
+
+
 def algorithmic(task, n_symbols=10, min_len=3, max_len=6, n_held=200):
-    cfg = DataConfig(task=task, n_symbols=n_symbols, min_len=min_len, max_len=max_len, n_valid=n_held, n_test=n_held)
-    return AlgorithmicTask(cfg, seed=0)
+    return task_from(DataConfig(task=task, n_symbols=n_symbols, min_len=min_len, max_len=max_len, n_valid=n_held, n_test=n_held))
 
 
 def test_no_held_out_sequence_is_ever_trained_on():
@@ -50,17 +54,17 @@ def test_valid_and_test_sets_repeat_with_the_seed_and_differ_from_each_other():
 def test_the_test_split_can_have_lengths_of_its_own():
     base = algorithmic("copy")
     cfg = DataConfig(task="copy", min_len=3, max_len=6, n_valid=200, n_test=200, test_min_len=8, test_max_len=9)
-    longer = AlgorithmicTask(cfg, seed=0)
+    longer = task_from(cfg)
     assert {len(s) for s, _ in longer.splits["test"]} == {8, 9}
     assert all(t == s for s, t in longer.splits["test"])
     # The validation split keeps the training lengths, and is the same as without the keys.
     assert longer.splits["valid"] == base.splits["valid"]
     # 0 means "as in training": the same test split as before the keys existed.
-    same = AlgorithmicTask(DataConfig(task="copy", min_len=3, max_len=6, n_valid=200, n_test=200, test_min_len=0, test_max_len=6), seed=0)
+    same = task_from(DataConfig(task="copy", min_len=3, max_len=6, n_valid=200, n_test=200, test_min_len=0, test_max_len=6))
     assert same.splits == base.splits
     # Test sequences longer than any training one cannot use up the training space: 3 symbols
     # of length 2 give 9 sequences, and all 9 test draws are of length 5.
-    AlgorithmicTask(DataConfig(task="copy", n_symbols=3, min_len=2, max_len=2, n_valid=4, n_test=9, test_min_len=5, test_max_len=5), seed=0)
+    task_from(DataConfig(task="copy", n_symbols=3, min_len=2, max_len=2, n_valid=4, n_test=9, test_min_len=5, test_max_len=5))
 
 
 def test_batches_are_framed_and_padded_to_the_longest():

@@ -5,7 +5,8 @@ import numpy as np
 
 from minitx.cli import main
 from minitx.config import resolve_config_path
-from minitx.run import build_model, load_run
+from minitx.build import build_model
+from minitx.inference import load_run
 from minitx.tools.embeddings import cosine, pca, scatter, table
 from minitx.train import train
 

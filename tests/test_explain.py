@@ -8,7 +8,7 @@ import pytest
 
 from minitx.cli import main
 from minitx.config import resolve_config_path
-from minitx.run import load_run
+from minitx.inference import load_run
 from minitx.tools.explain import agree, explain
 from minitx.tools.show import look
 from minitx.train import train

@@ -14,7 +14,7 @@ from minitx.lora import LoRA
 from minitx.model import Transformer, causal_mask, padding_mask
 from minitx.nn import CrossEntropy, Embedding, FeedForward, LayerNorm, Linear, MultiHeadAttention, ReLU, ScaledDotProductAttention
 from minitx.nn import fused
-from minitx.run import load_run
+from minitx.inference import load_run
 from minitx.train import train
 
 F64 = np.float64

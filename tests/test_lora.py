@@ -13,7 +13,8 @@ from minitx.nn.layers import Linear
 from minitx.nn.loss import CrossEntropy
 from minitx.tools.lowrank import effective_rank, run_matrices, singular_values
 from minitx.model import Transformer
-from minitx.run import load_params, load_run
+from minitx.inference import load_run
+from minitx.rundir import load_params
 from minitx.train import train
 
 ALL_TARGETS = ["W_q", "W_k", "W_v", "W_o", "ff"]

@@ -190,7 +190,7 @@ def test_weight_decay_shrinks_weight_matrices_only_never_gains_or_biases(optimiz
     # own step is then exactly zero, so any change is the decay alone.
     from minitx.config import CONFIG_DIR, load_config
     from minitx.data import load_task
-    from minitx.run import build_model, build_optimizer
+    from minitx.build import build_model, build_optimizer
 
     cfg = load_config(CONFIG_DIR / "tiny.yaml", ["model.tie_output=false", f"train.optimizer={optimizer}", "train.weight_decay=0.1"])
     model = build_model(cfg, load_task(cfg), dtype=np.float64)

@@ -9,7 +9,7 @@ from minitx.config import load_config, resolve_config_path
 from minitx.data import load_task
 from minitx.model import Transformer
 from minitx.tools.trace import Tracer
-from minitx.run import build_model
+from minitx.build import build_model
 
 
 def test_tracer_records_shapes_with_source_and_target_of_different_lengths():

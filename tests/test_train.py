@@ -7,16 +7,21 @@ import os
 import random
 import re
 import signal
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from minitx import checkpoint
-from minitx import run as run_module
 from minitx import train as train_module
+from minitx.build import build_model, count_params
 from minitx.cli import main
+from minitx.config import load_config, resolve_config_path
+from minitx.data import load_task
 from minitx.errors import Interrupted, UserError
+from minitx.inference import load_run
+from minitx.rundir import Run
 from minitx.train import train
 
 # A few fast steps of the tiny copy config, with small held-out sets.
@@ -93,16 +98,29 @@ def test_a_checkpoint_that_names_its_norms_the_old_way_still_resumes_exactly(tmp
 
 def test_checkpoint_round_trip(tmp_path):
     run_dir = run(tmp_path, "r", steps=10)
-    cfg = run_module.load_config(run_dir / "config.yaml")
-    original = run_module.Run(cfg, run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    original = Run(cfg, run_dir)
     original.restore(checkpoint.load(run_dir / checkpoint.CHECKPOINT), "x")
-    copy = run_module.Run(cfg, tmp_path / "elsewhere")
+    copy = Run(cfg, tmp_path / "elsewhere")
     copy.restore(original.state(), "x")
     a, b = original.state(), copy.state()
     assert a.keys() == b.keys()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
     assert int(a["step"]) == 10
+
+
+def test_a_config_handed_to_a_run_is_left_as_it_was(tmp_path):
+    # tiny leaves eval.max_output_len at 0, "work it out from the data": the run fills in the
+    # number on a config of its own and records it, and the config it was handed keeps its 0.
+    cfg = load_config(resolve_config_path("tiny"), FAST)
+    before = asdict(cfg)
+    run = Run(cfg, tmp_path / "r")
+    after = asdict(cfg)
+    changed = {f"{s}.{k}": (before[s][k], after[s][k]) for s in before for k in before[s] if before[s][k] != after[s][k]}
+    assert not changed, f"Run changed the config it was handed (before, after): {changed}"
+    assert run.cfg.eval.max_output_len == 17 and cfg.eval.max_output_len == 0, run.cfg.eval  # 1.5 x (10 + </s>)
+    assert json.loads(str(run.state()["config"]))["eval"]["max_output_len"] == 17
 
 
 def press_ctrl_c_during_step(monkeypatch, n):
@@ -219,7 +237,7 @@ def test_a_tsv_run_translates_without_its_data_files(tmp_path, monkeypatch, caps
 def test_greedy_exact_match_read_off_teacher_forcing_equals_real_decoding(tmp_path):
     # A half-trained model, so that some sequences are right and some wrong.
     run_dir = run(tmp_path, "r", steps=120, every=120, extra=["data.n_valid=300", "train.lr=3e-3"])
-    cfg, model, task = run_module.load_run(run_dir)
+    cfg, model, task = load_run(run_dir)
     from minitx.decode import greedy
 
     shortcut = train_module.evaluate(model, task, "valid", cfg)
@@ -230,7 +248,7 @@ def test_greedy_exact_match_read_off_teacher_forcing_equals_real_decoding(tmp_pa
 
 def test_a_checkpoint_from_before_a_config_key_existed_resumes_as_its_default():
     from minitx.config import Config, config_to_dict
-    from minitx.run import check_compatible
+    from minitx.rundir import check_compatible
 
     saved = config_to_dict(Config())
     del saved["data"]["test_min_len"], saved["data"]["test_max_len"]
@@ -326,7 +344,7 @@ def test_outputs_five_times_longer_than_their_inputs_are_decoded_in_full(tmp_pat
         "data:\n  task: tsv\n  train: train.tsv\n  valid: valid.tsv\n  test: valid.tsv\n"
         "train:\n  lr: 1.0e-2\n  warmup: 30\n  steps: 300\n  eval_every: 300\n  batch_size: 32\n")
     run_dir = train(str(tmp_path / "rep.yaml"), out=tmp_path / "r", quiet=True)
-    cfg, model, task = run_module.load_run(run_dir)
+    cfg, model, task = load_run(run_dir)
     assert cfg.eval.max_output_len == 32  # 1.5 x (20 + </s>), rounded up, recorded in config.yaml
     from minitx.decode import greedy
 
@@ -359,7 +377,7 @@ def test_outputs_five_times_longer_than_their_inputs_are_decoded_in_full(tmp_pat
 
 def test_train_and_eval_set_the_blas_threads_themselves(tmp_path, capsys):
     # As if OPENBLAS_NUM_THREADS had said 2: train and eval still use the config's one thread.
-    from minitx.run import blas_threads, use_blas_threads
+    from minitx.threads import blas_threads, use_blas_threads
 
     use_blas_threads(2)
     run_dir = run(tmp_path, "r", steps=10, every=10)
@@ -374,9 +392,9 @@ def test_train_and_eval_set_the_blas_threads_themselves(tmp_path, capsys):
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("tie_output", [True, False])
 def test_the_memory_check_counts_exactly_the_parameters_the_model_allocates(norm, tie_output):
-    cfg = run_module.load_config(run_module.resolve_config_path("tiny"), [f"model.norm={norm}", f"model.tie_output={tie_output}",
-                                                                          "model.n_enc_layers=3", "model.d_ff=96"])
-    task = run_module.load_task(cfg)
-    model = run_module.build_model(cfg, task)
-    counted = run_module.count_params(cfg.model, len(task.src_vocab), len(task.tgt_vocab))
+    cfg = load_config(resolve_config_path("tiny"), [f"model.norm={norm}", f"model.tie_output={tie_output}",
+                                                    "model.n_enc_layers=3", "model.d_ff=96"])
+    task = load_task(cfg)
+    model = build_model(cfg, task)
+    counted = count_params(cfg.model, len(task.src_vocab), len(task.tgt_vocab))
     assert counted == model.n_params(), f"counted {counted}, the model has {model.n_params()}"

@@ -132,7 +132,7 @@ def table_rows(model):
 def run_table(run_dir, split="valid", limit=None):
     """`minitx ablate RUN_DIR`: exact match with nothing off, each head off, each attention off."""
     from minitx.decode import greedy
-    from minitx.run import load_run
+    from minitx.inference import load_run
 
     cfg, model, task = load_run(run_dir, fused=False)
     if split not in task.splits:

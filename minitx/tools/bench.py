@@ -50,7 +50,8 @@ from minitx.config import load_config, resolve_config_path
 from minitx.data import PAD, load_task
 from minitx.model import layer_set
 from minitx.optim import make_schedule
-from minitx.run import blas_threads, build_model, build_optimizer, use_blas_threads
+from minitx.build import build_model, build_optimizer
+from minitx.threads import blas_threads, use_blas_threads
 from minitx.train import train_step
 
 N_BATCHES = 8  # distinct batches we cycle through: real data, drawn before the clock starts

@@ -105,7 +105,8 @@ def chance_level(V, D, seed=0):
 
 
 def embeddings_command(run_dir, side="source", neighbours=3, png=None, change=False):
-    from minitx.run import build_model, load_run
+    from minitx.build import build_model
+    from minitx.inference import load_run
 
     cfg, model, task = load_run(run_dir, need_data=False)
     tokens, W = table(model, task, side)

@@ -323,7 +323,7 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
 
 
 def explain_command(run_dir, text, kind="cross", layer=0, head=0):
-    from minitx.run import load_run
+    from minitx.inference import load_run
 
     cfg, model, task = load_run(run_dir, need_data=False, fused=False)
     print("\n".join(explain(model, task, cfg, text, kind, layer, head, run_name=str(run_dir))))

@@ -127,7 +127,7 @@ def analyse(name, W, k):
 def run_matrices(run_dir, base=None):
     """name -> 2-D weight of a run (adapter runs come merged: W0 + s * A @ B), or with `base`,
     name -> W_run - W_base for every 2-D weight, in float64."""
-    from minitx.run import load_run
+    from minitx.inference import load_run
 
     _, model, _ = load_run(run_dir)
     weights = {k: v.astype(np.float64) for k, v in model.params.items() if v.ndim == 2}
@@ -307,7 +307,7 @@ def heads_figure(spectra, K, path, title=""):
 
 def heads_cli(run_dir, png=False):
     """`minitx lowrank RUN_DIR --heads [--png]`."""
-    from minitx.run import load_run
+    from minitx.inference import load_run
 
     _, model, _ = load_run(run_dir, need_data=False)
     lines, spectra, K = heads_table(model)

@@ -150,7 +150,7 @@ def _pick(n, index, what):
 
 def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=None, png=True, width=None):
     """Print every selected layer's and head's attention, and save PNG grids when we can."""
-    from minitx.run import load_run
+    from minitx.inference import load_run
 
     cfg, model, task = load_run(run_dir, need_data=False)
     src_tokens, out_tokens, maps = look(model, task, cfg, text)

@@ -153,7 +153,7 @@ def other_length(n, step, longest):
 def trace(config, overrides=(), batch_size=2, depth=None):
     """Trace one training step of the config's model; returns the lines to print.
     depth: show module calls nested at most this deep (default all)."""
-    from minitx.run import build_model
+    from minitx.build import build_model
 
     cfg = load_config(resolve_config_path(config), overrides)
     task = load_task(cfg)

@@ -1,103 +1,36 @@
-"""A training run's plumbing: its directory, building its model and optimizer, saving and
-restoring it, and loading a finished run for inference. minitx.train holds the loop itself.
+"""A training run in its directory: starting it, saving it, resuming it, and the checks that
+keep a resumed run the same run. minitx.train holds the loop itself.
 
 A run directory holds config.yaml (the resolved config), metrics.jsonl (one JSON object per
 evaluation) and checkpoint.npz (everything needed to continue exactly where we stopped).
+start_run does everything before the first step: it reads the config, sets the BLAS threads,
+chooses the directory (choose_run_dir, which never overwrites a run) and builds a Run, which
+holds everything a training run owns (model, optimizer, data stream, step count) and saves and
+restores it. On resume, check_compatible refuses a config that would make it another run.
 
 Fine-tuning (the config's lora section) starts from another run's checkpoint, lora.base_run.
 With lora.enabled false every weight trains (full fine-tuning); with it true only low-rank
 adapters do (minitx.lora), and the checkpoint holds only the adapters plus the base run's path
-and fingerprint.
+and fingerprint. load_base checks that the base fits before copying its weights in.
 """
 
 import json
 import math
-import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from minitx import checkpoint, lora
+from minitx.build import build_model, build_optimizer
 from minitx.config import Config, LoRAConfig, config_to_dict, load_config, resolve_config_path, save_config
-from minitx.data import PAD, Task, Vocab, load_task
+from minitx.data import PAD, load_task
 from minitx.decode import output_limit
 from minitx.errors import UserError
-from minitx.model import Transformer, current_name, layer_set
-from minitx.optim import Adam, AdamW
+from minitx.model import current_name, layer_set
+from minitx.threads import use_blas_threads
 
 METRICS = "metrics.jsonl"
-
-
-def build_model(cfg, task, dtype=np.float32, training=True):
-    """The model the config describes, after checking it fits in memory (check_memory)."""
-    check_memory(cfg, task, dtype, training)
-    rng = np.random.default_rng([cfg.train.seed, 0])
-    return Transformer(cfg.model, len(task.src_vocab), len(task.tgt_vocab), PAD, rng, dtype)
-
-
-def count_params(m, src_vocab_size, tgt_vocab_size):
-    """The number of parameters minitx.model.Transformer will allocate for ModelConfig m, worked
-    out without allocating them (tests/test_train.py checks it against n_params())."""
-    D, F = m.d_model, m.d_ff
-    attention = 4 * (D * D + D)  # W_q, W_k, W_v, W_o and their biases
-    feed_forward = D * F + F + F * D + D
-    norm = 2 * D  # gamma and beta
-    encoder_layer = attention + feed_forward + 2 * norm
-    decoder_layer = 2 * attention + feed_forward + 3 * norm
-    closing_norms = 2 * norm if m.norm == "pre" else 0
-    output = 0 if m.tie_output else D * tgt_vocab_size + tgt_vocab_size
-    return ((src_vocab_size + tgt_vocab_size) * D + m.n_enc_layers * encoder_layer
-            + m.n_dec_layers * decoder_layer + closing_norms + output)
-
-
-def check_memory(cfg, task, dtype, training):
-    """Refuse, before allocating anything, a model whose parameters alone cannot fit in this
-    machine's memory (NumPy would otherwise die with a MemoryError traceback). Every model holds
-    its weights and their gradients; training adds Adam's two moments. Activations come on top,
-    so passing this check does not promise a model trains, only that it is not hopeless."""
-    n = count_params(cfg.model, len(task.src_vocab), len(task.tgt_vocab))
-    copies = 4 if training else 2
-    need = n * np.dtype(dtype).itemsize * copies
-    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > have:
-        what = "weights, gradients and Adam's two moments" if training else "weights and gradients"
-        raise UserError(f"model too large for this machine: about {n:.3g} parameters need {need / 1e9:.3g} GB for {what} "
-                        f"({copies} x {np.dtype(dtype).itemsize} bytes each) before any activations, and it has "
-                        f"{have / 1e9:.3g} GB of memory; make model.d_model (now {cfg.model.d_model}), model.d_ff or the layer counts smaller")
-
-
-def build_optimizer(cfg, params, names=None):
-    """Adam or AdamW (train.optimizer) over `params`; only `names`, if given, are trained.
-
-    Weight decay (train.weight_decay) applies to weight matrices only: the parameters with two
-    axes, which are every W (attention projections, feed-forward, an untied output layer), the
-    embeddings (and so the tied output) and LoRA's A and B. Layer-norm gains (gamma) and shifts
-    (beta) and every bias (b) are one-axis vectors and are never decayed. Decay pulls towards
-    zero, which for a gain means towards switching its feature off rather than towards its
-    neutral value 1, and a bias or shift has D numbers, not D * D, so it adds no capacity worth
-    restraining. This is the rule of BERT and GPT-2 (nanoGPT decays exactly the >= 2-axis
-    parameters); tests/test_optim.py checks it on a real model."""
-    t = cfg.train
-    cls = AdamW if t.optimizer == "adamw" else Adam
-    trained = list(params) if names is None else names
-    decay = [n for n in trained if params[n].ndim >= 2]
-    return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names, decay=decay)
-
-
-def use_blas_threads(n):
-    """Let the BLAS library NumPy calls (OpenBLAS, MKL, ...) use n threads from now on, whatever
-    OPENBLAS_NUM_THREADS said when the process started. Returns blas_threads() afterwards."""
-    threadpool_limits(limits=n, user_api="blas")
-    return blas_threads()
-
-
-def blas_threads():
-    """How many threads the loaded BLAS library reports using (threadpoolctl asks it), or
-    None if threadpoolctl finds none."""
-    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-    return max(counts) if counts else None
 
 
 def choose_run_dir(config_path, out, resume):
@@ -122,12 +55,14 @@ class Run:
     """Everything a training run owns, and how it is saved and restored."""
 
     def __init__(self, cfg, run_dir, cfg_path="the config"):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.run_dir = Path(run_dir)
         self.ckpt_path = self.run_dir / checkpoint.CHECKPOINT
         self.task = load_task(cfg)
         # How long an output may be comes from the data unless the config says; the run's
-        # config.yaml records the number.
-        cfg.eval.max_output_len, self.output_limit_why = output_limit(cfg, self.task)
+        # config.yaml records the number. The run keeps a new Config with the number filled in
+        # (dataclasses.replace), so the config we were handed stays as it was.
+        limit, self.output_limit_why = output_limit(cfg, self.task)
+        self.cfg = cfg = replace(cfg, eval=replace(cfg.eval, max_output_len=limit))
         self.model = build_model(cfg, self.task)
         self.loss = layer_set(cfg.model.fused).cross_entropy(PAD, cfg.train.label_smoothing)
         self.base_fingerprint = None
@@ -223,6 +158,7 @@ def start_run(config_path, overrides=(), out=None, resume=False):
     run_dir = choose_run_dir(config_path, out, resume)
     run = Run(cfg, run_dir, config_path)
     run.config_path, run.overrides = config_path, list(overrides)
+    cfg = run.cfg  # the config with the output length limit worked out, which config.yaml records
     if resume:
         arrays = checkpoint.load(run.ckpt_path)
         check_compatible(cfg, arrays["config"], run.ckpt_path)
@@ -328,47 +264,3 @@ def check_compatible(cfg, saved_json, where):
                     f"{where}: the checkpoint was trained with {section}.{key} = {saved[section].get(key)!r}, "
                     f"the config says {value!r}; they must match to resume"
                 )
-
-
-def load_run(run_dir, need_data=True, fused=None, max_output_len=0, threads=0):
-    """A trained run for inference: (cfg, model, task), from config.yaml and checkpoint.npz.
-
-    need_data=False (translating, looking at attention) takes the vocabularies saved in the
-    checkpoint, so a run works from any directory and without its training files; the task
-    then has vocabularies but no held-out splits. fused: build the model plain (False) or fused
-    (True) whatever the run was trained with; None keeps the run's own model.fused.
-    max_output_len: decode up to this many tokens instead of the run's eval.max_output_len.
-    threads: BLAS threads to use instead of the run's train.threads."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: not a run directory")
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.exists():
-        raise UserError(f"{run_dir}: no config.yaml (is this a minitx run directory?)")
-    cfg = load_config(cfg_path, check_files=False, run_config=True)  # load_task below names a missing file
-    if fused is not None:
-        cfg.model.fused = fused
-    use_blas_threads(threads or cfg.train.threads)
-    if max_output_len > cfg.model.max_len:
-        raise UserError(f"--max-len {max_output_len}: more than this run's model.max_len ({cfg.model.max_len}), "
-                        f"the longest output its positional table covers")
-    cfg.eval.max_output_len = max_output_len or cfg.eval.max_output_len
-    ckpt_path = run_dir / checkpoint.CHECKPOINT
-    arrays = checkpoint.load(ckpt_path)
-    if need_data or cfg.lora.enabled:
-        task = load_task(cfg)
-        check_vocab(arrays, task, ckpt_path, cfg_path)
-    else:
-        task = Task(Vocab(arrays["vocab/src"].tolist()), Vocab(arrays["vocab/tgt"].tolist()), splits={}, split_hyphens=cfg.data.split_hyphens)
-    if cfg.lora.enabled:
-        # An adapter checkpoint holds only A and B: rebuild the run on its base weights, load
-        # the adapters, and merge W0 + s * A @ B into a plain model.
-        run = Run(cfg, run_dir, cfg_path)
-        run.restore(arrays, ckpt_path)
-        model = run.adapters.merge()
-    else:
-        model = build_model(cfg, task, training=False)
-        load_params(model, arrays, ckpt_path, cfg_path)
-    model.train(False)
-    cfg.eval.max_output_len = output_limit(cfg, task)[0]  # a config.yaml that says 0 still gets a number
-    return cfg, model, task

@@ -1,0 +1,22 @@
+"""How many threads the BLAS library behind NumPy's matrix products uses.
+
+minitx sets the count from inside the process (train.threads, or --threads), so that a command
+behaves the same whatever OPENBLAS_NUM_THREADS said when Python started; the comment on
+train.threads in minitx.config says why the default is one.
+"""
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+
+def use_blas_threads(n):
+    """Let the BLAS library NumPy calls (OpenBLAS, MKL, ...) use n threads from now on, whatever
+    OPENBLAS_NUM_THREADS said when the process started. Returns blas_threads() afterwards."""
+    threadpool_limits(limits=n, user_api="blas")
+    return blas_threads()
+
+
+def blas_threads():
+    """How many threads the loaded BLAS library reports using (threadpoolctl asks it), or
+    None if threadpoolctl finds none."""
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(counts) if counts else None
