@@ -13,7 +13,7 @@ import numpy as np
 from minitx.data import PAD
 from minitx.errors import UserError
 from minitx.model import Transformer
-from minitx.optim import Adam, AdamW
+from minitx.optim import OPTIMIZERS
 
 
 def build_model(cfg, task, dtype=np.float32, training=True):
@@ -66,7 +66,7 @@ def build_optimizer(cfg, params, names=None):
     restraining. This is the rule of BERT and GPT-2 (nanoGPT decays exactly the >= 2-axis
     parameters); tests/test_optim.py checks it on a real model."""
     t = cfg.train
-    cls = AdamW if t.optimizer == "adamw" else Adam
+    cls = OPTIMIZERS[t.optimizer]
     trained = list(params) if names is None else names
     decay = [n for n in trained if params[n].ndim >= 2]
     return cls(params, lr=t.lr, beta1=t.beta1, beta2=t.beta2, eps=t.eps, weight_decay=t.weight_decay, names=names, decay=decay)

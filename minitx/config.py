@@ -24,7 +24,8 @@ import yaml
 
 from minitx.data import TASKS, lengths_of_test_split
 from minitx.errors import UserError
-from minitx.optim import SCHEDULES
+from minitx.model import NORMS
+from minitx.optim import OPTIMIZERS, SCHEDULES
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -138,9 +139,9 @@ SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # section name -
 # registers it (minitx.data.TASKS, minitx.optim.SCHEDULES): we read those dicts themselves, so
 # the list here and the list in the code cannot drift apart.
 CHOICES = {
-    "model.norm": ("pre", "post"),
+    "model.norm": NORMS,
     "data.task": TASKS,
-    "train.optimizer": ("adam", "adamw"),
+    "train.optimizer": OPTIMIZERS,
     "train.schedule": SCHEDULES,
 }
 # Every integer field must be at least 1 except these, for which 0 means something.

@@ -238,6 +238,11 @@ class PostNormDecoderLayer(DecoderLayer):
         return dy, dmemory
 
 
+# The layer norm placements model.norm may name: the encoder's and the decoder's layer class for
+# each. The config reads its choices from here.
+NORMS = {"pre": (EncoderLayer, DecoderLayer), "post": (PostNormEncoderLayer, PostNormDecoderLayer)}
+
+
 class Stack(Module):
     """The shared frame of the encoder and the decoder: embedding plus positions, N identical
     layers and, for pre-norm, one closing layer norm (pre-norm leaves the residual stream
@@ -279,7 +284,7 @@ class Stack(Module):
 
 class Encoder(Stack):
     def __init__(self, vocab_size, cfg, pad_id, rng, layers, dtype):
-        layer_class = EncoderLayer if cfg.norm == "pre" else PostNormEncoderLayer
+        layer_class = NORMS[cfg.norm][0]
         super().__init__(layer_class, cfg.n_enc_layers, vocab_size, cfg, pad_id, rng, layers, dtype)
 
     def forward(self, src, src_mask):
@@ -302,7 +307,7 @@ class Encoder(Stack):
 
 class Decoder(Stack):
     def __init__(self, vocab_size, cfg, pad_id, rng, layers, dtype):
-        layer_class = DecoderLayer if cfg.norm == "pre" else PostNormDecoderLayer
+        layer_class = NORMS[cfg.norm][1]
         super().__init__(layer_class, cfg.n_dec_layers, vocab_size, cfg, pad_id, rng, layers, dtype)
         if cfg.tie_output:
             self.out = self._child("out", layers.tied_output(self.embedding))

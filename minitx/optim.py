@@ -120,6 +120,10 @@ class AdamW(Adam):
     decoupled = True
 
 
+# The optimizers train.optimizer may name; the config reads its choices from here.
+OPTIMIZERS = {"adam": Adam, "adamw": AdamW}
+
+
 def clip_grad_norm(grads, max_norm):
     """Scale all gradients in place so their global L2 norm is at most max_norm.
 

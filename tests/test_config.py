@@ -12,7 +12,8 @@ from minitx.config import (
     resolve_config_path,
     save_config,
 )
-from minitx import data, optim
+from minitx import data, model, optim
+from minitx.build import build_model
 from minitx.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,6 +187,16 @@ def test_task_and_schedule_names_come_from_their_registries(tmp_path, monkeypatc
     assert tgt == src[::-1], (src, tgt)
     message = error_of(write(tmp_path, "data:\n  task: translate\n"))
     assert message.endswith("must be one of copy, reverse, sort, tsv, shuffle, got 'translate'"), message
+
+
+def test_norm_and_optimizer_names_come_from_their_registries(tmp_path, monkeypatch):
+    message = error_of(write(tmp_path, "model:\n  norm: sandwich\ntrain:\n  optimizer: sgd\n"))
+    assert message.endswith("model.norm: must be one of pre, post, got 'sandwich'"), message
+    monkeypatch.setitem(model.NORMS, "sandwich", model.NORMS["post"])
+    monkeypatch.setitem(optim.OPTIMIZERS, "sgd", optim.OPTIMIZERS["adam"])
+    cfg = load_config(write(tmp_path, "model:\n  norm: sandwich\ntrain:\n  optimizer: sgd\n"))
+    assert (cfg.model.norm, cfg.train.optimizer) == ("sandwich", "sgd")
+    assert isinstance(build_model(cfg, data.load_task(cfg)).encoder.layers[0], model.PostNormEncoderLayer)
 
 
 def test_test_lengths_belong_to_algorithmic_tasks(tmp_path):
