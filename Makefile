@@ -14,7 +14,7 @@ ARGS   ?=
 BLAS_THREADS ?= 1
 export OPENBLAS_NUM_THREADS = $(BLAS_THREADS)
 
-.PHONY: venv train test gradcheck bench tour tour-outputs clean
+.PHONY: venv train test gradcheck bench tour tour-outputs doc-links clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ tour: $(STAMP)
 
 tour-outputs: tour
 	$(BIN)/python scripts/make_tour_outputs.py
+
+# After moving code: every link from the docs into minitx/ follows the name its text shows.
+doc-links: $(STAMP)
+	$(BIN)/python scripts/make_doc_links.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
