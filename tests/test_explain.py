@@ -83,7 +83,7 @@ def test_post_norm_and_a_wide_model(runs):
 
 
 def test_a_disagreement_stops_the_printout():
-    assert "largest difference" in agree("x", np.ones(3), np.ones(3, dtype=np.float32))
+    assert "largest difference" in agree("x", np.ones(3), np.ones(3, dtype=np.float32)).text
     with pytest.raises(AssertionError, match="recomputed differs from the model's"):
         agree("x", np.ones(3), np.array([1.0, 1.0, 1.01]))
 
