@@ -17,6 +17,7 @@ to them that leaves the walk behind stops it with an error naming the line it lo
 """
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,14 @@ MAX_ROWS = 12  # tokens shown per matrix
 
 @dataclass
 class Table:
-    """values (R, C), shown with row_labels down the left and col_labels across the top."""
+    """values (R, C), shown with row_labels down the left and col_labels across the top, in
+    units of `unit` (a gradient of 3e-5 shows as 3.000 in units of 1e-05; the prose above the
+    table says so)."""
 
     values: np.ndarray
     row_labels: list
     col_labels: list
+    unit: float = 1.0
 
     def shown(self):
         """The part we print, at most MAX_ROWS x MAX_COLS: (rows, columns, note or None)."""
@@ -62,6 +66,20 @@ class Walk:
     direction: str  # "forward" or "backward"
     header: list
     steps: list
+
+
+def unit_of(a):
+    """The power of ten to show array `a` in: 1 when its largest entry is 0.1 or more, else the
+    power that brings that entry into [1, 10), so three decimals still show four digits."""
+    largest = float(np.abs(a).max())
+    if largest >= 0.1 or largest == 0:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(largest))
+
+
+def in_units(unit):
+    """The words that go with unit_of's answer: "" or ", in units of 1e-05"."""
+    return "" if unit == 1.0 else f", in units of {unit:.0e}"
 
 
 def fmt(value, width=8):
@@ -92,7 +110,7 @@ def text_lines(walk):
             lines += [f"  {step.where} ({source_file(step.where)}):"] + ["    " + line for line in step.code]
         for part in step.parts:
             if isinstance(part, Table):
-                lines += matrix(part.values, part.row_labels, part.col_labels)
+                lines += matrix(part.values / part.unit, part.row_labels, part.col_labels)
             elif isinstance(part, Check):
                 lines.append("    " + part.text)
             else:
@@ -106,10 +124,10 @@ def as_json(walk):
     def part(p):
         if isinstance(p, Table):
             r, c, note = p.shown()
-            values = np.asarray(p.values[:r, :c], dtype=np.float64)
+            values = np.asarray(p.values[:r, :c], dtype=np.float64) / p.unit
             return {"kind": "table", "rows": list(p.row_labels[:r]), "cols": list(p.col_labels[:c]),
                     "cells": [[fmt(x).strip() for x in row] for row in values],
-                    "values": [[max(float(x), MASKED) for x in row] for row in values], "note": note}
+                    "values": [[float(x) for x in row] for row in values], "note": note}
         if isinstance(p, Check):
             return {"kind": "check", "text": p.text}
         return {"kind": "text", "text": p.strip()}
@@ -137,14 +155,14 @@ def source_file(where):
 def code_block(where, comment):
     """The lines of function `where` that undo one forward line: the comment line containing
     `comment` ("# forward: out = P @ v") and the code lines under it, up to the next comment
-    or blank line, as they are in the source now (dedented)."""
+    or blank line or `return`, as they are in the source now (dedented)."""
     lines = inspect.getsource(_quoted_functions()[where]).splitlines()
     for i, line in enumerate(lines):
         if line.strip().startswith("#") and comment in line:
             indent = len(line) - len(line.lstrip())  # the comment's; code under an `if` keeps its extra
             block = [line[indent:]]
             for code in lines[i + 1:]:
-                if not code.strip() or code.strip().startswith("#"):
+                if not code.strip() or code.strip().startswith(("#", "return")):
                     break
                 block.append(code[indent:])
             return block
