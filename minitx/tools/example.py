@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minitx.data import BOS, EOS, AlgorithmicTask, detokenize, encode_input, load_task, tokenize
+from minitx.data import BOS, EOS, SPECIALS, AlgorithmicTask, detokenize, encode_input, load_task, tokenize
 from minitx.decode import greedy, output_limit
 from minitx.errors import UserError
 
@@ -59,10 +59,10 @@ def reference(cfg, src_tokens):
     except UserError as e:
         return None, f"the run's data could not be read ({e})"
     if isinstance(task, AlgorithmicTask):
-        if task.src_vocab.unknown(src_tokens):
+        ids = task.src_vocab.encode(src_tokens)
+        if min(ids) < len(SPECIALS):  # <unk>: a symbol the task does not use
             return None, "the input has symbols this task does not use"
-        ids = task.rule(task.src_vocab.encode(src_tokens))
-        return names(task.tgt_vocab, ids), f"the {cfg.data.task} task's rule applied to the input: the reference"
+        return names(task.tgt_vocab, task.rule(ids)), f"the {cfg.data.task} task's rule applied to the input: the reference"
     files = {"train": cfg.data.train, "valid": cfg.data.valid, "test": cfg.data.test}
     for split in ("valid", "test", "train"):
         for src, tgt in task.splits[split]:
