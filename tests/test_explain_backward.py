@@ -134,3 +134,24 @@ def test_quoted_code_is_found_by_its_comment():
         "if mask is not None:", "    dscores = np.where(mask, dscores, 0.0)  # (B, H, T, S)"]
     with pytest.raises(AssertionError, match="has no comment containing 'forward: out = v @ P'"):
         code_block("ScaledDotProductAttention.backward", "forward: out = v @ P")
+
+
+def test_backward_doc_shows_the_tours_explain_backward_output():
+    """docs/backward.md's blocks are the lines scripts/make_tour_outputs.py writes from the
+    tour's `explain --backward` run (docs/tour/outputs/explain-backward.txt)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import make_tour_outputs
+
+    page = make_tour_outputs.REPO_ROOT / "docs" / "backward.md"
+    assert page in make_tour_outputs.PAGES
+    blocks = list(make_tour_outputs.BLOCK.finditer(page.read_text()))
+    assert [b.group("name") for b in blocks] == ["explain-backward", "explain-backward"]
+    for block in blocks:
+        assert block.group("body") == make_tour_outputs.render_block(block.group("name"), block.group("lines")), (
+            f"docs/backward.md's block of lines {block.group('lines')} differs from docs/tour/outputs/explain-backward.txt: "
+            "run scripts/make_tour_outputs.py")
+    shown = "\n".join(block.group("body") for block in blocks)
+    assert "dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))" in shown and "db_K is exactly 0" in shown

@@ -89,6 +89,16 @@ def browser_or_skip():
         pytest.skip(f"no browser test here: {reason}")
 
 
+def test_no_browser_skips_here_and_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "why_no_browser", lambda: "no Chromium on this machine")
+    monkeypatch.delenv("MINITX_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no browser test here: no Chromium on this machine"):
+        browser_or_skip()
+    monkeypatch.setenv("MINITX_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="MINITX_REQUIRE_BROWSER=1 but no Chromium on this machine"):
+        browser_or_skip()
+
+
 def test_in_a_browser_offline(explain_run, page, tmp_path):
     browser_or_skip()
     cfg, model, task = load_run(explain_run, need_data=False, fused=False)
