@@ -108,8 +108,14 @@ def cmd_ablate(args):
 
 def cmd_explain(args):
     from minitx.tools.explain import explain_command
+    from minitx.tools.explain_backward import explain_backward_command
 
-    explain_command(args.run_dir, args.text, args.kind, args.layer, args.head, args.backward, args.target)
+    if args.backward:
+        explain_backward_command(args.run_dir, args.text, args.kind, args.layer, args.head, args.target)
+    elif args.target is not None:
+        raise UserError("--target is for --backward: the forward walk reads the model's own greedy output")
+    else:
+        explain_command(args.run_dir, args.text, args.kind, args.layer, args.head)
 
 
 def cmd_lens(args):

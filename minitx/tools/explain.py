@@ -321,15 +321,8 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     return text_lines(walk_forward(model, task, cfg, text, kind, layer, head, run_name))
 
 
-def explain_command(run_dir, text, kind="cross", layer=0, head=0, backward=False, target=None):
+def explain_command(run_dir, text, kind="cross", layer=0, head=0):
     from minitx.inference import load_run
 
-    if target is not None and not backward:
-        raise UserError("--target is for --backward: the forward walk reads the model's own greedy output")
     cfg, model, task = load_run(run_dir, need_data=False, fused=False)
-    if backward:
-        from minitx.tools.explain_backward import explain_backward
-
-        print("\n".join(explain_backward(model, task, cfg, text, kind, layer, head, str(run_dir), target)))
-    else:
-        print("\n".join(explain(model, task, cfg, text, kind, layer, head, run_name=str(run_dir))))
+    print("\n".join(explain(model, task, cfg, text, kind, layer, head, run_name=str(run_dir))))

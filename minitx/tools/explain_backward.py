@@ -408,3 +408,10 @@ def walk_backward(model, task, cfg, text, kind="cross", layer=0, head=0, run_nam
 def explain_backward(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the run", target=None):
     """The backward walk as the terminal's lines."""
     return text_lines(walk_backward(model, task, cfg, text, kind, layer, head, run_name, target))
+
+
+def explain_backward_command(run_dir, text, kind="cross", layer=0, head=0, target=None):
+    from minitx.inference import load_run
+
+    cfg, model, task = load_run(run_dir, need_data=False, fused=False)
+    print("\n".join(explain_backward(model, task, cfg, text, kind, layer, head, str(run_dir), target)))
