@@ -14,6 +14,7 @@ import pytest
 
 from minitx.cli import main
 from minitx.inference import load_run
+from minitx.tools.example import make_example
 from minitx.tools.explain_backward import walk_backward
 from minitx.tools.show import look
 from minitx.tools.walk import as_json, text_lines
@@ -101,12 +102,17 @@ def test_no_browser_skips_here_and_fails_in_ci(monkeypatch):
 
 def test_in_a_browser_offline(explain_run, page, tmp_path):
     browser_or_skip()
-    cfg, model, task = load_run(explain_run, need_data=False, fused=False)
-    src_tokens, out_tokens, maps = look(model, task, cfg, TEXT)  # the model's own weights, (L, H, R, C)
+    check_in_browser(page, explain_run, TEXT, "decoder", 0, 1, tmp_path)
+
+
+def check_in_browser(page, run_dir, text, kind, layer, head, tmp_path):
+    """Every check of the page for `text` on run_dir, whose walk is of (kind, layer, head)."""
+    cfg, model, task = load_run(run_dir, need_data=False, fused=False)
+    src_tokens, out_tokens, maps = look(model, task, cfg, text)  # the model's own weights, (L, H, R, C)
     steps = [f"{a}→{b}" for a, b in zip(maps["decoder"].cols, out_tokens)]
     labels = {"encoder": (src_tokens, src_tokens), "decoder": (steps, maps["decoder"].cols), "cross": (steps, src_tokens)}
-    backward = walk_backward(model, task, cfg, TEXT, "decoder", 0, 1, str(explain_run))
-
+    backward = walk_backward(model, task, cfg, text, kind, layer, head, str(run_dir))
+    n_lens_rows = len(make_example(model, task, cfg, text).out_tokens)
     with offline_page() as (tab, log):
         tab.goto(page.as_uri())
         # Every grid: L x H of each kind, each with the model's shape and tokens on both axes
@@ -127,7 +133,7 @@ def test_in_a_browser_offline(explain_run, page, tmp_path):
         # weight of head 0 of each self-attention.
         tab.click("#kinds button[data-kind=cross]")
         tab.select_option("#head", "1")
-        assert tab.locator("figure[data-kind=cross][data-head='0']").is_hidden()
+        assert tab.locator("figure[data-kind=cross][data-layer='0'][data-head='0']").is_hidden()
         cells = [("cross", 1, 1, 2)] + [(kind, 0, *divmod(int(maps[kind].weights[0, 0].argmax()), len(labels[kind][1])))
                                          for kind in ("encoder", "decoder")]
         for kind, head, r, c in cells:
@@ -151,8 +157,8 @@ def test_in_a_browser_offline(explain_run, page, tmp_path):
         assert "dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))  # (B, H, T, S)" in "\n".join(code)
         checks = [t.strip() for t in tab.locator("#walk-backward p.check").all_inner_texts()]
         assert checks == [line.strip() for line in text_lines(backward) if line.strip().startswith("check:")]
-        # The lens: one row per target position (the copy task's reference, 6 tokens and </s>).
-        assert tab.locator("#lens-table tr").count() == 1 + len(TEXT.split()) + 1
+        # The lens: one row per target position (the reference target, </s> included).
+        assert tab.locator("#lens-table tr").count() == 1 + n_lens_rows
         assert log.errors == [], log.errors
         assert log.outside() == [], log.outside()
         assert log.requests == [page.as_uri()], log.requests

@@ -42,7 +42,7 @@ class Example:
                  f"target: {detokenize(self.out_tokens[:-1])}   ({self.origin})"]
         if self.origin.startswith("the model's own greedy output"):
             return lines
-        written = detokenize([t for t in self.greedy_tokens if t != "</s>"])
+        written = detokenize([t for t in self.greedy_tokens if t != "</s>"]) or "(nothing: it wrote </s> first)"
         same = "the same" if self.agrees_with_greedy else "different: the decoder below reads the target, not this"
         return lines + [f"the model's greedy output: {written}   ({same})"]
 

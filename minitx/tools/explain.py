@@ -267,10 +267,14 @@ def walk_forward(model, task, cfg, text, kind="cross", layer=0, head=0, run_name
     # Step 7: the weighted sum of the values.
     head_out = P @ v  # (T, K)
     t = int(P.max(axis=1).argmin())  # the row that mixes the most values
-    first, second = np.argsort(-P[t])[:2]
+    if len(keys) > 1:
+        first, second = np.argsort(-P[t])[:2]
+        example = (f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{first}] + {P[t, second]:.3f} x v[{second}] + ...: "
+                   f"its two largest weights, on the values of key {first} ({keys[first]}) and key {second} ({keys[second]})")
+    else:  # one key: the output of a decoder that wrote </s> at once
+        example = f"    e.g. row {rows[t]} = {P[t, 0]:.3f} x v[0]: its only key, {keys[0]}"
     steps.append(Step(f"7. head_out = P @ v: each row is a weighted average of the value rows   (rows, K) = {head_out.shape}", parts=[
-        f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{first}] + {P[t, second]:.3f} x v[{second}] + ...: "
-        f"its two largest weights, on the values of key {first} ({keys[first]}) and key {second} ({keys[second]})",
+        example,
         Table(head_out, rows, per_head["v"]),
         agree(f"the model's attention core output[:, {head}]", head_out, out_model[0, head])]))
 
