@@ -134,7 +134,8 @@ def check_in_browser(page, run_dir, text, kind, layer, head, tmp_path):
         tab.click("#kinds button[data-kind=cross]")
         tab.select_option("#head", "1")
         assert tab.locator("figure[data-kind=cross][data-layer='0'][data-head='0']").is_hidden()
-        cells = [("cross", 1, 1, 2)] + [(kind, 0, *divmod(int(maps[kind].weights[0, 0].argmax()), len(labels[kind][1])))
+        R, C = maps["cross"].weights.shape[2:]
+        cells = [("cross", 1, min(1, R - 1), min(2, C - 1))] + [(kind, 0, *divmod(int(maps[kind].weights[0, 0].argmax()), len(labels[kind][1])))
                                          for kind in ("encoder", "decoder")]
         for kind, head, r, c in cells:
             tab.click(f"#kinds button[data-kind={kind}]")
