@@ -236,14 +236,22 @@ def walk_backward(model, task, cfg, text, kind="cross", layer=0, head=0, run_nam
     # 2. The gradient arriving at this attention's output.
     dy = f64(dy_model[0])  # (T, D)
     shown, unit = table(dy, rows, dims)
-    above = ("the output projection, the final norm, the layers above and this layer's later sub-layers"
-             if kind != "encoder" else "every decoder layer's cross-attention (which read memory), the encoder's "
-             "final norm, the layers above and this layer's feed-forward")
+    pre = is_pre_norm(site)
+    stack = model.encoder.layers if kind == "encoder" else model.decoder.layers
+    n_above = len(stack) - 1 - layer
+    path = ["the output projection" if kind != "encoder" else "every decoder layer's cross-attention (which read memory)",
+            ("the encoder's final norm" if kind == "encoder" else "the final norm") if pre else None,  # post-norm has none
+            f"the {n_above} layer{'s' if n_above > 1 else ''} above" if n_above else None,
+            {"decoder": "this layer's cross-attention and feed-forward", "cross": "this layer's feed-forward",
+             "encoder": "this layer's feed-forward"}[kind]]
+    path = [p for p in path if p]
+    above = ", ".join(path[:-1]) + " and " + path[-1]
+    handed = ("the residual connection x = x + y hands it to this sub-layer unchanged (dropout is off)" if pre else
+              "the norm after the residual sum, x = norm(x + y), passed it through its backward (dropout is off)")
     t, j = largest(dy)
     steps.append(Step(f"2. The gradient arriving at this attention's output y: dy = dloss/dy, (rows, D) = {dy.shape}{unit}. "
-                      f"model.backward brought it down from dlogits through {above}; the residual connection "
-                      f"hands it to this sub-layer unchanged (dropout is off). This is the array "
-                      f"MultiHeadAttention.backward received, recorded as it ran.", parts=[
+                      f"model.backward brought it down from dlogits through {above}; {handed}. This is the "
+                      f"array MultiHeadAttention.backward received, recorded as it ran.", parts=[
         shown, finite_difference_check(f"y[{t}, {j}]", float(dy[t, j]), float(dy64[t, j]),
                                        exact.output_difference(t, j))]))
 
@@ -366,10 +374,10 @@ def walk_backward(model, task, cfg, text, kind="cross", layer=0, head=0, run_nam
         sizes = {who: float(np.abs(f64(x)).max()) for who, x in sizes.items()}
         for who, size in sizes.items():
             assert size <= TOLERANCE * max(terms, 1e-30), f"db_K: {who} is {size:.3g}, not 0 next to terms of {terms:.3g}"
-        return [f"  db_K is exactly 0 in exact arithmetic, for every example and every weight: b_K adds q_t . b_K / sqrt(K) "
-                f"to every score of row t alike, and the softmax ignores a number added to a whole row (step 6), so the "
-                f"loss does not depend on b_K. In the algebra: sum_s dk[s] = sum_t (sum_s dscores[t, s]) q_t / sqrt(K), "
-                f"and each row of dscores sums to 0.",
+        return ["  db_K is exactly 0 in exact arithmetic, for every example and every weight: b_K adds q_t . b_K / sqrt(K) "
+                "to every score of row t alike, and the softmax ignores a number added to a whole row (step 6), so the "
+                "loss does not depend on b_K. In the algebra: sum_s dk[s] = sum_t (sum_s dscores[t, s]) q_t / sqrt(K), "
+                "and each row of dscores sums to 0.",
                 Check(f"check: db_K[{cols}] is 0 up to rounding, next to terms of the sum up to {terms:.1e} in size: at most "
                       + ", ".join(f"{size:.1e} ({who})" for who, size in sizes.items())),
                 fd("b_K", "key.b", (c.start + b_index,), (c.start + b_index,))]

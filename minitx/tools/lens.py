@@ -113,7 +113,7 @@ def lens_text(model, task, cfg, text, target=None, run_name="the run"):
     lines.append(" " * left + "".join(p.short.rjust(width) for p in points))
     for label, row in zip(rows, cells):
         lines.append(label.rjust(left) + "".join(x.rjust(width) for x in row))
-    lines += ["", f"check: the last column is the model's own output, bit for bit"]
+    lines += ["", "check: the last column is the model's own output, bit for bit"]
     return lines
 
 
