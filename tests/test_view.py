@@ -15,6 +15,7 @@ import pytest
 from minitx.cli import main
 from minitx.inference import load_run
 from minitx.tools.example import make_example
+from minitx.tools.explain import walk_forward
 from minitx.tools.explain_backward import walk_backward
 from minitx.tools.show import look
 from minitx.tools.walk import as_json, text_lines
@@ -49,25 +50,27 @@ def test_the_page_is_self_contained(page):
 
 
 def test_the_walk_on_the_page_is_the_terminals(explain_run, page):
-    """Every number and code line of the page's walk is in `explain --backward`'s printout, in order."""
+    """Every number and code line of the page's walks is in `explain`'s printout (and with
+    --backward), in the same order."""
     cfg, model, task = load_run(explain_run, need_data=False, fused=False)
-    walk = walk_backward(model, task, cfg, TEXT, "decoder", 0, 1, str(explain_run))
-    terminal = text_lines(walk)
-    shown = page_data(page)["walk"]["backward"]
-    assert shown == as_json(walk)
-    squeezed = "\n".join(" ".join(line.split()) for line in terminal)
-    position = 0
-    for step in shown["steps"]:
-        pieces = [step["title"]] + step["code"]
-        for part in step["parts"]:
-            if part["kind"] == "table":
-                pieces += [" ".join([label] + cells) for label, cells in zip(part["rows"], part["cells"])]
-            else:
-                pieces.append(part["text"])
-        for piece in pieces:
-            found = squeezed.find(" ".join(piece.split()), position)
-            assert found >= 0, f"not in the terminal's walk after character {position}: {piece!r}"
-            position = found
+    walks = {"forward": walk_forward(model, task, cfg, TEXT, "decoder", 0, 1, str(explain_run)),
+             "backward": walk_backward(model, task, cfg, TEXT, "decoder", 0, 1, str(explain_run))}
+    for direction, walk in walks.items():
+        shown = page_data(page)["walk"][direction]
+        assert shown == as_json(walk)
+        squeezed = "\n".join(" ".join(line.split()) for line in text_lines(walk))
+        position = 0
+        for step in shown["steps"]:
+            pieces = [step["title"]] + step["code"]
+            for part in step["parts"]:
+                if part["kind"] == "table":
+                    pieces += [" ".join([label] + cells) for label, cells in zip(part["rows"], part["cells"])]
+                else:
+                    pieces.append(part["text"])
+            for piece in pieces:
+                found = squeezed.find(" ".join(piece.split()), position)
+                assert found >= 0, f"{direction}: not in the terminal's walk after character {position}: {piece!r}"
+                position = found
 
 
 def test_the_page_is_never_written_over_a_users_file(explain_run, tmp_path, capsys):
