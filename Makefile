@@ -14,7 +14,7 @@ ARGS   ?=
 BLAS_THREADS ?= 1
 export OPENBLAS_NUM_THREADS = $(BLAS_THREADS)
 
-.PHONY: venv train test gradcheck bench tour tour-outputs view-screenshot clean
+.PHONY: venv train test gradcheck bench tour tour-outputs clean
 
 venv: $(STAMP)
 
@@ -44,10 +44,11 @@ tour: $(STAMP)
 tour-outputs: tour
 	$(BIN)/python scripts/make_tour_outputs.py
 
-# docs/images/view-numbers.png, the page `minitx view` writes for the tour's numbers run, drawn by
-# headless Chromium (Debian's chromium package) with the network blocked.
-view-screenshot: tour
-	$(BIN)/python scripts/make_view_screenshot.py
-
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# docs/images/view-numbers.png, the page `minitx view` writes for the tour's numbers run, drawn by
+# headless Chromium (Debian's chromium package) with the network blocked.
+.PHONY: view-screenshot
+view-screenshot: tour
+	$(BIN)/python scripts/make_view_screenshot.py
