@@ -50,3 +50,9 @@ doc-links: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# docs/images/view-numbers.png, the page `minitx view` writes for the tour's numbers run, drawn by
+# headless Chromium (Debian's chromium package) with the network blocked.
+.PHONY: view-screenshot
+view-screenshot: tour
+	$(BIN)/python scripts/make_view_screenshot.py

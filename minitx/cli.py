@@ -108,8 +108,26 @@ def cmd_ablate(args):
 
 def cmd_explain(args):
     from minitx.tools.explain import explain_command
+    from minitx.tools.explain_backward import explain_backward_command
 
-    explain_command(args.run_dir, args.text, args.kind, args.layer, args.head)
+    if args.backward:
+        explain_backward_command(args.run_dir, args.text, args.kind, args.layer, args.head, args.target)
+    elif args.target is not None:
+        raise UserError("--target is for --backward: the forward walk reads the model's own greedy output")
+    else:
+        explain_command(args.run_dir, args.text, args.kind, args.layer, args.head)
+
+
+def cmd_lens(args):
+    from minitx.tools.lens import lens_command
+
+    lens_command(args.run_dir, args.text, args.split, args.limit, args.target)
+
+
+def cmd_view(args):
+    from minitx.tools.view import view_command
+
+    view_command(args.run_dir, args.text, args.out, args.kind, args.layer, args.head, args.target)
 
 
 def cmd_embeddings(args):
@@ -135,6 +153,8 @@ COMMANDS = {
     "trace": (cmd_trace, "print every tensor's shape through one forward and backward pass"),
     "lowrank": (cmd_lowrank, "singular values of a run's weight matrices, or of its fine-tuning update"),
     "explain": (cmd_explain, "one attention head step by step, with the real numbers of one input"),
+    "lens": (cmd_lens, "the logit lens: what the decoder would predict after each of its sub-layers"),
+    "view": (cmd_view, "write one offline HTML page: every attention grid, one head's walk forward and back, the lens"),
     "ablate": (cmd_ablate, "exact match with each head, and each whole attention, switched off in turn"),
     "embeddings": (cmd_embeddings, "a run's learned embeddings: 2-D PCA projection and nearest neighbours"),
     "exercise": (cmd_exercise, "write a backward pass yourself and have the gradient check grade it"),
@@ -233,6 +253,29 @@ def build_parser():
     p.add_argument("--kind", choices=("encoder", "decoder", "cross"), default="cross", help="which attention (default cross)")
     p.add_argument("--layer", type=count(0), default=0, help="layer, counting from 0 (default 0)")
     p.add_argument("--head", type=count(0), default=0, help="head, counting from 0 (default 0)")
+    p.add_argument("--backward", action="store_true",
+                   help="the head's backward pass instead: the loss on one example and every gradient through the head, "
+                        "checked against the model's backward and finite differences")
+    p.add_argument("--target", help="with --backward: the target to compute the loss against (default: the reference "
+                                    "where the task or the run's data has one, else the model's greedy output)")
+
+    p = parsers["lens"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("text", nargs="?", help='an input to follow position by position, e.g. "3 1 4 1 5"')
+    p.add_argument("--split", help="also (or instead) summarise a held-out split: valid or test")
+    p.add_argument("--limit", type=count(1), help="with --split: only its first N examples (default all)")
+    p.add_argument("--target", help="the target for TEXT (default: the reference where the task or the run's data "
+                                    "has one, else the model's greedy output)")
+
+    p = parsers["view"]
+    p.add_argument("run_dir", help="a run directory made by `minitx train`")
+    p.add_argument("text", help='the input, e.g. "3 1 4 1 5"')
+    p.add_argument("-o", "--out", help="the HTML file to write (default RUN_DIR/view.html)")
+    p.add_argument("--kind", choices=("encoder", "decoder", "cross"), default="cross", help="the attention whose head the page walks through (default cross)")
+    p.add_argument("--layer", type=count(0), default=0, help="its layer, counting from 0 (default 0)")
+    p.add_argument("--head", type=count(0), default=0, help="its head, counting from 0 (default 0)")
+    p.add_argument("--target", help="the target for the backward walk and the lens (default: the reference where "
+                                    "known, else the model's greedy output)")
 
     p = parsers["ablate"]
     p.add_argument("run_dir", help="a run directory made by `minitx train`")

@@ -7,10 +7,11 @@ Each file starts with the command line, as a reader would type it from the repos
 holds everything it printed. The pictures the commands draw (with matplotlib installed) are
 copied to docs/tour/images/.
 
-Then it fills docs/tour.md: every block between `<!-- output NAME -->` (or
+Then it fills docs/tour.md and docs/backward.md (PAGES): every block between `<!-- output NAME -->` (or
 `<!-- output NAME lines 1-7,35-104 -->`, to show some lines of the file, "..." marking the
 gaps) and `<!-- /output -->` is replaced by that file's lines, so what the page shows is what the
-code prints. tests/test_tour.py checks that the page and the files agree.
+code prints. tests/test_tour.py checks that the tour page and the files agree, and
+tests/test_explain_backward.py that backward.md's blocks do.
 """
 
 import re
@@ -27,6 +28,7 @@ OUTPUTS = REPO_ROOT / "docs" / "tour" / "outputs"
 IMAGES = REPO_ROOT / "docs" / "tour" / "images"
 PICTURES = ["{numbers}/head-spectra.png", "{numbers}/embeddings-source.png", "{numbers}/embeddings-source-change.png"]
 PAGE = REPO_ROOT / "docs" / "tour.md"
+PAGES = [PAGE, REPO_ROOT / "docs" / "backward.md"]
 BLOCK = re.compile(r"<!-- output (?P<name>[\w-]+)(?: lines (?P<lines>[\d,-]+))? -->\n(?P<body>.*?)<!-- /output -->", re.S)
 
 
@@ -88,7 +90,8 @@ def main():
             shutil.copy(path, IMAGES / path.name)
             print(f"copied {path.relative_to(REPO_ROOT)} to {(IMAGES / path.name).relative_to(REPO_ROOT)}")
     print(f"wrote {len(COMMANDS)} files to {OUTPUTS.relative_to(REPO_ROOT)}")
-    print(f"filled {fill_page()} output blocks of {PAGE.relative_to(REPO_ROOT)}")
+    for page in PAGES:
+        print(f"filled {fill_page(page)} output blocks of {page.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ COMMANDS = [
     ("explain-cross", ["-m", "minitx", "explain", "{explain}", EXPLAIN_INPUT, "--kind", "cross", "--layer", "0", "--head", "0"]),
     ("explain-decoder", ["-m", "minitx", "explain", "{explain}", EXPLAIN_INPUT, "--kind", "decoder", "--head", "1"]),
     ("explain-encoder", ["-m", "minitx", "explain", "{explain}", EXPLAIN_INPUT, "--kind", "encoder"]),
+    ("explain-backward", ["-m", "minitx", "explain", "{explain}", EXPLAIN_INPUT, "--kind", "cross", "--layer", "0", "--head", "0",
+                          "--backward"]),
     ("explain-numbers", ["-m", "minitx", "explain", "{numbers}", NUMBERS_INPUT, "--kind", "cross", "--layer", "1", "--head", "0"]),
     ("trace-explain", ["-m", "minitx", "trace", "explain"]),
     ("translate-numbers", ["-m", "minitx", "translate", "{numbers}", NUMBERS_INPUT]),

@@ -83,7 +83,7 @@ def test_post_norm_and_a_wide_model(runs):
 
 
 def test_a_disagreement_stops_the_printout():
-    assert "largest difference" in agree("x", np.ones(3), np.ones(3, dtype=np.float32))
+    assert "largest difference" in agree("x", np.ones(3), np.ones(3, dtype=np.float32)).text
     with pytest.raises(AssertionError, match="recomputed differs from the model's"):
         agree("x", np.ones(3), np.array([1.0, 1.0, 1.01]))
 
@@ -95,3 +95,13 @@ def test_the_command_line_and_its_errors(runs, capsys):
     assert "--layer 1: this model's decoder has layers 0 to 0" in capsys.readouterr().err
     assert main(["explain", str(runs / "plain"), "3 1 4", "--head", "2"]) == 2
     assert "--head 2: this model has heads 0 to 1" in capsys.readouterr().err
+
+
+def test_a_decoder_that_writes_end_of_sequence_at_once(runs, monkeypatch):
+    """T = 1: decoder self-attention has one key, and step 7 says so instead of naming two."""
+    import minitx.tools.show as show
+
+    monkeypatch.setattr(show, "greedy", lambda model, src, max_len: np.array([[2]]))  # </s>, id 2
+    cfg, model, task = load_run(runs / "plain", need_data=False, fused=False)
+    text = "\n".join(explain(model, task, cfg, "3 1 4", "decoder", 0, 0))
+    assert "e.g. row <s>→</s> = 1.000 x v[0]: its only key, <s>" in text, text

@@ -46,9 +46,8 @@ from minitx.data import detokenize
 from minitx.errors import UserError
 from minitx.model import PostNormDecoderLayer, PostNormEncoderLayer
 from minitx.nn.attention import MASKED
+from minitx.tools.walk import MAX_COLS, MAX_ROWS, Check, Step, Table, Walk, text_lines
 
-MAX_COLS = 8  # columns shown per matrix: eight 8-character numbers fit a 100-column terminal
-MAX_ROWS = 12  # tokens shown per matrix
 TOLERANCE = 1e-4  # largest difference from the model's float32 numbers, relative to their size
 
 
@@ -74,35 +73,18 @@ def recording(calls):
             del obj.__dict__[method]  # the class's own method is used again
 
 
-def fmt(value, width=8):
-    """One number, right-aligned in `width` characters; a masked score is shown as -1e9."""
-    return f"{'-1e9':>{width}}" if value <= MASKED / 2 else f"{value:{width}.3f}"
-
-
-def matrix(M, row_labels, col_labels, indent="    "):
-    """M (R, C) -> text lines: column labels on top, row labels on the left, at most
-    MAX_ROWS x MAX_COLS numbers, with a note when we cut."""
-    R, C = M.shape
-    r, c = min(R, MAX_ROWS), min(C, MAX_COLS)
-    left = max(len(label) for label in row_labels[:r]) + 1
-    width = max(8, 1 + max(len(label) for label in col_labels[:c]))  # a space before every label
-    lines = [indent + " " * left + "".join(f"{label:>{width}}" for label in col_labels[:c])]
-    for label, row in zip(row_labels[:r], M[:r]):
-        lines.append(indent + f"{label:>{left - 1}} " + "".join(fmt(x, width) for x in row[:c]))
-    if r < R or c < C:
-        lines.append(indent + f"(showing {r} of {R} rows and {c} of {C} columns)")
-    return lines
-
-
-def agree(what, ours, model):
-    """Assert that our float64 recomputation equals the model's numbers; return the line that
-    says so. A disagreement is a bug in minitx (here or in the layer), not a user error."""
+def agree(what, ours, model, scale=None):
+    """Assert that our float64 recomputation equals the model's numbers; return the Check that
+    says so. A disagreement is a bug in minitx (here or in the layer), not a user error.
+    scale: the size the difference is measured against (default: the model's largest entry,
+    and at least 1, which suits activations; gradients pass their own)."""
     ours, model = np.asarray(ours, dtype=np.float64), np.asarray(model, dtype=np.float64)
     assert ours.shape == model.shape, f"{what}: shape {ours.shape}, the model's {model.shape}"
     diff = float(np.abs(ours - model).max())
-    scale = max(1.0, float(np.abs(model).max()))
+    if scale is None:
+        scale = max(1.0, float(np.abs(model).max()))
     assert diff <= TOLERANCE * scale, f"{what}: recomputed differs from the model's by {diff:.3g}"
-    return f"    check: equals {what}, largest difference {diff:.1e}"
+    return Check(f"check: equals {what}, largest difference {diff:.1e}")
 
 
 def layer_norm(x, norm):
@@ -153,20 +135,37 @@ def find(model, kind, layer):
                 "the decoder's residual stream", "the encoder's output, memory (S, D)")
 
 
-def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the run"):
-    """The step-by-step account of one head on one input, as a list of lines."""
+def check_head(site, head):
+    """The head's number checked against the model; returns (H, D, K, columns slice, "a:b")."""
+    H = site.attn.n_heads
+    if not 0 <= head < H:
+        raise UserError(f"--head {head}: this model has heads 0 to {H - 1}")
+    D = site.attn.query.params["W"].shape[0]
+    K = D // H
+    return H, D, K, slice(head * K, (head + 1) * K), f"{head * K}:{(head + 1) * K}"
+
+
+def is_pre_norm(site):
+    return not isinstance(site.layer, (PostNormEncoderLayer, PostNormDecoderLayer))
+
+
+def row_labels(kind, src_tokens, in_tokens, out_tokens):
+    """(query labels, key labels): source tokens in the encoder; 'a→b' for a decoder position
+    that reads a and predicts b."""
+    if kind == "encoder":
+        return src_tokens, src_tokens
+    rows = [f"{a}→{b}" for a, b in zip(in_tokens, out_tokens)]
+    return rows, src_tokens if kind == "cross" else in_tokens
+
+
+def walk_forward(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the run"):
+    """The step-by-step account of one head's forward on one input, as a Walk."""
     from minitx.tools.show import look
 
     site = find(model, kind, layer)
     attn, norm = site.attn, site.norm
-    H = attn.n_heads
-    if not 0 <= head < H:
-        raise UserError(f"--head {head}: this model has heads 0 to {H - 1}")
-    D = attn.query.params["W"].shape[0]
-    K = D // H
-    c = slice(head * K, (head + 1) * K)
-    cols = f"{head * K}:{(head + 1) * K}"
-    pre = not isinstance(site.layer, (PostNormEncoderLayer, PostNormDecoderLayer))
+    H, D, K, c, cols = check_head(site, head)
+    pre = is_pre_norm(site)
 
     calls = [(norm, "forward", "norm"), (site.next_norm, "forward", "next_norm"), (attn, "forward", "attn"),
              (attn.attention, "forward", "core")]
@@ -183,11 +182,7 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     P_model = attn.attn  # (1, H, T, S)
 
     in_tokens = maps["decoder"].cols  # <s> y1 ... : what the decoder reads
-    if kind == "encoder":
-        rows = keys = src_tokens
-    else:
-        rows = [f"{a}→{b}" for a, b in zip(in_tokens, out_tokens)]
-        keys = src_tokens if kind == "cross" else in_tokens
+    rows, keys = row_labels(kind, src_tokens, in_tokens, out_tokens)
     dims = [f"d{i}" for i in range(D)]
     # Column labels: d for the model's D dimensions, q, k, v for a head's K, c for the
     # concatenation's D columns (head g's are c[g*K] ... c[(g+1)*K - 1]).
@@ -197,59 +192,60 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     b = {n: f64(getattr(attn, n).params["b"]) for n in ("query", "key", "value", "output")}
 
     output = [t for t in out_tokens if t != "</s>"]
-    lines = [
+    header = [
         f"{site.title}, head {head}, in {run_name} (D = {D}, H = {H}, K = D/H = {K})",
         f"input:  {detokenize(src_tokens[:-1])}",
         f"output: {detokenize(output)}   (decoded greedily; then one teacher-forced pass over "
         f"<s> + the output, as `minitx attention` does)",
     ]
     if kind != "encoder":
-        lines.append("Decoder rows are labelled 'a→b': position t reads token a and its output predicts b.")
-    lines.append("Every number is recomputed here in float64 from the run's weights and checked against "
-                 "the model's own float32 forward.")
+        header.append("Decoder rows are labelled 'a→b': position t reads token a and its output predicts b.")
+    header.append("Every number is recomputed here in float64 from the run's weights and checked against "
+                  "the model's own float32 forward.")
     if D > MAX_COLS or len(rows) > MAX_ROWS or len(keys) > MAX_ROWS:
-        lines.append(f"This model is wider than a screen: each matrix shows at most its first {MAX_ROWS} rows "
-                     f"and {MAX_COLS} columns (configs/explain.yaml's D = 8 fits whole); every check covers "
-                     f"the whole arrays.")
+        header.append(f"This model is wider than a screen: each matrix shows at most its first {MAX_ROWS} rows "
+                      f"and {MAX_COLS} columns (configs/explain.yaml's D = 8 fits whole); every check covers "
+                      f"the whole arrays.")
+    steps = []
 
     # Step 1: the inputs.
     x = f64(x_stream[0])  # (L, D): the residual stream before this sub-layer
     h = f64(h_model[0])  # (L, D)
-    lines += ["", f"1. The input vectors. This attention reads {site.query_side} x, "
-                  f"{'after its layer norm (pre-norm): h = norm(x)' if pre else 'as it is (post-norm): h = x'}, "
-                  f"(rows, D) = {h.shape}"]
-    lines += ["  x, the residual stream:"] + matrix(x, rows, dims)
+    step = Step(f"1. The input vectors. This attention reads {site.query_side} x, "
+                f"{'after its layer norm (pre-norm): h = norm(x)' if pre else 'as it is (post-norm): h = x'}, "
+                f"(rows, D) = {h.shape}")
+    step.parts += ["  x, the residual stream:", Table(x, rows, dims)]
     if pre:
         h_ours = layer_norm(x, norm)  # (L, D)
-        lines += ["  h = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta, each row on its own:"]
-        lines += matrix(h_ours, rows, dims) + [agree("the model's h, its norm's output", h_ours, h)]
+        step.parts += ["  h = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta, each row on its own:",
+                       Table(h_ours, rows, dims), agree("the model's h, its norm's output", h_ours, h)]
     x_q64, x_kv64 = f64(x_q[0]), f64(x_kv[0])  # (T, D), (S, D)
     if kind == "cross":
-        lines += [f"  The keys and values read {site.kv_side} = {x_kv64.shape}:"]
-        lines += matrix(x_kv64, keys, dims)
+        step.parts += [f"  The keys and values read {site.kv_side} = {x_kv64.shape}:", Table(x_kv64, keys, dims)]
+    steps.append(step)
 
     # Step 2: this head's projections.
     src_name = "memory" if kind == "cross" else "h"
     q = x_q64 @ W["query"][:, c] + b["query"][c]  # (T, K)
     k = x_kv64 @ W["key"][:, c] + b["key"][c]  # (S, K)
     v = x_kv64 @ W["value"][:, c] + b["value"][c]  # (S, K)
-    lines += ["", f"2. This head's query, key and value: columns {cols} of W_Q, W_K and W_V, "
-                  f"each (D, K) = ({D}, {K}); head g owns columns g*K to (g+1)*K - 1 of each."]
-    lines += [f"  q = h @ W_Q[:, {cols}] + b_Q[{cols}]   (rows, K) = {q.shape}"]
-    lines += matrix(q, rows, per_head["q"]) + [agree(f"the model's q[:, {head}] (split_heads of query(h))", q, q_model[0, head])]
-    lines += [f"  k = {src_name} @ W_K[:, {cols}] + b_K[{cols}]   (keys, K) = {k.shape}"]
-    lines += matrix(k, keys, per_head["k"]) + [agree(f"the model's k[:, {head}]", k, k_model[0, head])]
-    lines += [f"  v = {src_name} @ W_V[:, {cols}] + b_V[{cols}]   (keys, K) = {v.shape}"]
-    lines += matrix(v, keys, per_head["v"]) + [agree(f"the model's v[:, {head}]", v, v_model[0, head])]
+    steps.append(Step(f"2. This head's query, key and value: columns {cols} of W_Q, W_K and W_V, "
+                      f"each (D, K) = ({D}, {K}); head g owns columns g*K to (g+1)*K - 1 of each.", parts=[
+        f"  q = h @ W_Q[:, {cols}] + b_Q[{cols}]   (rows, K) = {q.shape}", Table(q, rows, per_head["q"]),
+        agree(f"the model's q[:, {head}] (split_heads of query(h))", q, q_model[0, head]),
+        f"  k = {src_name} @ W_K[:, {cols}] + b_K[{cols}]   (keys, K) = {k.shape}", Table(k, keys, per_head["k"]),
+        agree(f"the model's k[:, {head}]", k, k_model[0, head]),
+        f"  v = {src_name} @ W_V[:, {cols}] + b_V[{cols}]   (keys, K) = {v.shape}", Table(v, keys, per_head["v"]),
+        agree(f"the model's v[:, {head}]", v, v_model[0, head])]))
 
     # Steps 3 to 6: scores, scaling, mask, softmax.
     scores = q @ k.T  # (T, S)
-    lines += ["", "3. scores = q @ k^T: row t, column s is the dot product q_t . k_s   (rows, keys) "
-                  f"= {scores.shape}"] + matrix(scores, rows, keys)
+    steps.append(Step("3. scores = q @ k^T: row t, column s is the dot product q_t . k_s   (rows, keys) "
+                      f"= {scores.shape}", parts=[Table(scores, rows, keys)]))
     scaled = scores / math.sqrt(K)  # (T, S)
-    lines += ["", f"4. Divided by sqrt(K) = sqrt({K}) = {math.sqrt(K):.4g}, so the scores of a random "
-                  f"head have about unit size whatever K is (scripts/lab_scaling.py shows why):"]
-    lines += matrix(scaled, rows, keys)
+    steps.append(Step(f"4. Divided by sqrt(K) = sqrt({K}) = {math.sqrt(K):.4g}, so the scores of a random "
+                      f"head have about unit size whatever K is (scripts/lab_scaling.py shows why):",
+                      parts=[Table(scaled, rows, keys)]))
     allowed = np.broadcast_to(mask, P_model.shape)[0, head] if mask is not None else np.ones(scaled.shape, bool)  # (T, S)
     masked = np.where(allowed, scaled, MASKED)  # (T, S)
     if kind == "decoder":
@@ -259,67 +255,74 @@ def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the
     else:
         why = "the padding mask only: every real source token may be read"
     n_masked = int((~allowed).sum())
-    lines += ["", f"5. The mask: {why}. {n_masked} of {allowed.size} scores are set to "
-                  f"-1e9 (MASKED) before the softmax, so their weight becomes exactly 0 and each row still sums to 1."]
-    if n_masked:
-        lines += matrix(masked, rows, keys)
+    steps.append(Step(f"5. The mask: {why}. {n_masked} of {allowed.size} scores are set to "
+                      f"-1e9 (MASKED) before the softmax, so their weight becomes exactly 0 and each row still sums to 1.",
+                      parts=[Table(masked, rows, keys)] if n_masked else []))
     P = softmax(masked)  # (T, S)
-    lines += ["", "6. P = softmax of each row: exp(score - row max) / sum of the row's exps. "
-                  "These are the attention weights `minitx attention` draws."]
-    lines += matrix(P, rows, keys)
-    lines += [f"    row sums: {' '.join(f'{s:.3f}' for s in P.sum(axis=1)[:MAX_ROWS])}"]
-    lines += [agree(f"the model's .attn[:, {head}]", P, P_model[0, head])]
+    steps.append(Step("6. P = softmax of each row: exp(score - row max) / sum of the row's exps. "
+                      "These are the attention weights `minitx attention` draws.", parts=[
+        Table(P, rows, keys), f"    row sums: {' '.join(f'{s:.3f}' for s in P.sum(axis=1)[:MAX_ROWS])}",
+        agree(f"the model's .attn[:, {head}]", P, P_model[0, head])]))
 
     # Step 7: the weighted sum of the values.
     head_out = P @ v  # (T, K)
     t = int(P.max(axis=1).argmin())  # the row that mixes the most values
-    first, second = np.argsort(-P[t])[:2]
-    lines += ["", f"7. head_out = P @ v: each row is a weighted average of the value rows   (rows, K) = {head_out.shape}",
-              f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{first}] + {P[t, second]:.3f} x v[{second}] + ...: "
-              f"its two largest weights, on the values of key {first} ({keys[first]}) and key {second} ({keys[second]})"]
-    lines += matrix(head_out, rows, per_head["v"]) + [agree(f"the model's attention core output[:, {head}]", head_out, out_model[0, head])]
+    if len(keys) > 1:
+        first, second = np.argsort(-P[t])[:2]
+        example = (f"    e.g. row {rows[t]} = {P[t, first]:.3f} x v[{first}] + {P[t, second]:.3f} x v[{second}] + ...: "
+                   f"its two largest weights, on the values of key {first} ({keys[first]}) and key {second} ({keys[second]})")
+    else:  # one key: the output of a decoder that wrote </s> at once
+        example = f"    e.g. row {rows[t]} = {P[t, 0]:.3f} x v[0]: its only key, {keys[0]}"
+    steps.append(Step(f"7. head_out = P @ v: each row is a weighted average of the value rows   (rows, K) = {head_out.shape}", parts=[
+        example,
+        Table(head_out, rows, per_head["v"]),
+        agree(f"the model's attention core output[:, {head}]", head_out, out_model[0, head])]))
 
     # Step 8: the concatenation.
     concat = f64(out_model[0]).transpose(1, 0, 2).reshape(len(rows), D)  # (T, D): merge_heads
-    lines += ["", f"8. The concatenation of all {H} heads, (rows, D) = {concat.shape}: head {head}'s output "
-                  f"fills columns {cols} (head g fills g*K to (g+1)*K - 1)"]
+    step = Step(f"8. The concatenation of all {H} heads, (rows, D) = {concat.shape}: head {head}'s output "
+                f"fills columns {cols} (head g fills g*K to (g+1)*K - 1)")
     if D <= MAX_COLS:
-        lines += ["  concat, every head:"] + matrix(concat, rows, concat_cols)
+        step.parts += ["  concat, every head:", Table(concat, rows, concat_cols)]
     else:
-        lines += [f"  concat[:, {cols}]:"] + matrix(concat[:, c], rows, concat_cols[c])
-    lines += [agree(f"our head_out, as concat[:, {cols}]", head_out, concat[:, c])]
+        step.parts += [f"  concat[:, {cols}]:", Table(concat[:, c], rows, concat_cols[c])]
+    step.parts.append(agree(f"our head_out, as concat[:, {cols}]", head_out, concat[:, c]))
+    steps.append(step)
 
     # Step 9: W_O's block.
     W_O_rows = W["output"][c]  # (K, D)
-    lines += ["", f"9. W_O is (D, D) = ({D}, {D}); rows {cols} are the ones that meet this head's columns "
-                  f"of concat, because concat @ W_O = sum over heads g of head_out_g @ W_O[g-th K rows]. "
-                  f"W_O[{cols}, :] (K, D) = {W_O_rows.shape}:"]
-    lines += matrix(W_O_rows, concat_cols[c], dims)
+    steps.append(Step(f"9. W_O is (D, D) = ({D}, {D}); rows {cols} are the ones that meet this head's columns "
+                      f"of concat, because concat @ W_O = sum over heads g of head_out_g @ W_O[g-th K rows]. "
+                      f"W_O[{cols}, :] (K, D) = {W_O_rows.shape}:", parts=[Table(W_O_rows, concat_cols[c], dims)]))
 
     # Step 10: this head's share of the output, and the whole output.
     share = head_out @ W_O_rows  # (T, D)
     # Every head's share at once: head g's (T, K) output times its (K, D) block of W_O.
     shares = f64(out_model[0]) @ W["output"].reshape(H, K, D)  # (H, T, K) @ (H, K, D) -> (H, T, D)
     y = shares.sum(axis=0) + b["output"]  # (T, D)
-    lines += ["", f"10. This head's share of the attention's output: head_out @ W_O[{cols}, :]   "
-                  f"(rows, D) = {share.shape}"]
-    lines += matrix(share, rows, dims)
-    lines += [f"  The attention's output y = sum of the {H} heads' shares + b_O:"]
-    lines += matrix(y, rows, dims) + [agree("the model's MultiHeadAttention output (concat @ W_O + b_O)", y, y_model[0])]
+    steps.append(Step(f"10. This head's share of the attention's output: head_out @ W_O[{cols}, :]   "
+                      f"(rows, D) = {share.shape}", parts=[
+        Table(share, rows, dims), f"  The attention's output y = sum of the {H} heads' shares + b_O:",
+        Table(y, rows, dims), agree("the model's MultiHeadAttention output (concat @ W_O + b_O)", y, y_model[0])]))
 
     # Step 11: the residual connection.
     x_new64 = f64(x_new[0])  # (L, D)
     if pre:
-        lines += ["", "11. The residual connection adds y to the stream (pre-norm; no dropout in evaluation): "
-                      "x_new = x + y. So y is the change made to each token's vector, and this head's share "
-                      "(step 10) is its part of that change. x_new, what the next sub-layer reads:"]
-        lines += matrix(x_new64, rows, dims) + [agree("the change the model made: the next norm's input x_new minus x", y, x_new64 - x)]
+        steps.append(Step("11. The residual connection adds y to the stream (pre-norm; no dropout in evaluation): "
+                          "x_new = x + y. So y is the change made to each token's vector, and this head's share "
+                          "(step 10) is its part of that change. x_new, what the next sub-layer reads:", parts=[
+            Table(x_new64, rows, dims), agree("the change the model made: the next norm's input x_new minus x", y, x_new64 - x)]))
     else:
-        lines += ["", "11. The residual connection (post-norm): x_new = norm(x + y). The head's share "
-                      "enters through x + y, and the layer norm then rescales each whole row. x_new:"]
-        lines += [agree("the sum the model's norm received", x + y, f64(x_plus_y[0]))]
-        lines += matrix(x_new64, rows, dims) + [agree("the model's x_new, its norm's output", layer_norm(x + y, norm), x_new64)]
-    return lines
+        steps.append(Step("11. The residual connection (post-norm): x_new = norm(x + y). The head's share "
+                          "enters through x + y, and the layer norm then rescales each whole row. x_new:", parts=[
+            agree("the sum the model's norm received", x + y, f64(x_plus_y[0])), Table(x_new64, rows, dims),
+            agree("the model's x_new, its norm's output", layer_norm(x + y, norm), x_new64)]))
+    return Walk("forward", header, steps)
+
+
+def explain(model, task, cfg, text, kind="cross", layer=0, head=0, run_name="the run"):
+    """The step-by-step account of one head on one input, as the terminal's lines."""
+    return text_lines(walk_forward(model, task, cfg, text, kind, layer, head, run_name))
 
 
 def explain_command(run_dir, text, kind="cross", layer=0, head=0):
