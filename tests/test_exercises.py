@@ -15,7 +15,7 @@ from minitx.cli import main
 from minitx.exercises import breakit, grader
 from minitx.exercises.catalog import EXERCISES
 from minitx.exercises.command import BUGS, skeleton
-from minitx.nn import Linear
+from minitx.nn import Linear, ScaledDotProductAttention
 
 NAMES = [e.name for e in EXERCISES]
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,8 @@ def test_an_untouched_skeleton_fails_with_its_table_not_a_traceback(name, tmp_pa
     # nothing), so zeros are right for them; every other gradient must fail.
     wrong = {row for row, ok in rows if ok == "NO"}
     assert wrong == {row for row, _ in rows if not row.endswith(".key.b")}, out
-    assert re.search(rf"^{name}: failing, \d+ of \d+ gradients right; \d+ lines? of my_exercises/{name}.py still marked TODO\.$", out, re.M), out
+    todo = re.search(rf"^{name}: failing, \d+ of \d+ gradients right; (\d+) TODO lines? of my_exercises/{name}.py not yet changed\.$", out, re.M)
+    assert todo and int(todo.group(1)) == len(re.findall(r"#\s*TODO", skeleton(exercise))), out
     assert "Traceback" not in out
 
 
@@ -81,13 +82,14 @@ def test_minitx_plain_layer_passes_its_own_exercise(name):
     exercise = next(e for e in EXERCISES if e.name == name)
     for case, twin in zip(exercise.cases(), exercise.cases()):
         result = grader.check_case(case, twin.plain)
-        assert all(r.ok for r in result.rows), grader.format_results([result], {})
+        assert all(r.ok for r in result.rows), grader.format_results(grader.explain([result], exercise))
 
 
 # For each bug, exactly the gradients it must break (the rest must stay right).
 EXPECTED_FAILURES = {
     "bias-averaged": {"b"},
     "softmax-no-row-sum": {"x"},
+    "softmax-row-mean": {"x"},
     "attention-no-scale": {"q", "k"},
     "attention-mask-after-softmax": {"q", "k", "v"},
     "heads-reshape-without-transpose": {"x_q", "x_kv"},
@@ -252,7 +254,8 @@ def test_a_half_done_exercise_names_only_its_wrong_gradients(tmp_path, monkeypat
     status, out, _ = run(capsys, "cross_attention")
     wrong = [row for row, ok in table_rows(out) if ok == "NO"]
     assert status == 1 and wrong == ["memory"], out
-    assert re.search(r"^  memory: memory feeds every layer", out, re.M), out
+    assert re.search(r"^  memory: It is exactly what minitx's layer gives when only the last memory gradient", out, re.M), out
+    assert "(`--break memory-last-layer-only` plants that mistake). Every layer reads the same memory" in " ".join(out.split()), out
 
 
 def test_starting_again_never_overwrites_the_learners_file(tmp_path, monkeypatch, capsys):
@@ -364,3 +367,95 @@ def test_docs_exercises_md_is_what_its_script_prints_today():
     today = noise_free(script.render()).splitlines()
     diff = list(difflib.unified_diff(documented, today, "docs/exercises.md", "today's output", n=1, lineterm=""))
     assert not diff, "\n".join(diff[:30]) + "\nrun: python scripts/make_exercises_doc.py"
+
+
+def test_under_a_sum_loss_the_row_mean_mistake_would_pass_and_the_missing_row_sum_would_not(tmp_path, monkeypatch):
+    # What the softmax skeleton, the grader and docs/exercises.md say about dout = ones, checked
+    # by running the grader itself with an upstream gradient of ones instead of a random one.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(grader, "upstream", lambda case, shape: np.ones(shape))
+    softmax = EXERCISES[1]
+    verdicts = {}
+    for label, wrong in (("no row sum", "dx = P * dout"), ("row mean", "dx = P * (dout - dout.mean(axis=-1, keepdims=True))")):
+        learner_file(tmp_path, "softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))", wrong))
+        row = grader.grade_file(softmax, Path("my_exercises/softmax.py"))[0].rows[0]
+        verdicts[label] = (row.ok, row.vs_numeric)
+    assert verdicts["no row sum"][0] is False and verdicts["row mean"][0] is True, verdicts
+    case = softmax.cases()[0]
+    P = case.plain.forward(case.inputs["x"])
+    true_dx = case.plain.backward(np.ones_like(P))
+    assert np.abs(true_dx).max() < 1e-15, np.abs(true_dx).max()
+    assert np.array_equal(P * np.ones_like(P), P) and not np.any(P * (1 - np.ones_like(P).mean(axis=-1, keepdims=True)))
+
+
+def test_two_softmax_mistakes_get_two_different_sentences(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    notes = {}
+    for bug, wrong in (("softmax-no-row-sum", "dx = P * dout"), ("softmax-row-mean", "dx = P * (dout - dout.mean(axis=-1, keepdims=True))")):
+        learner_file(tmp_path, "softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))", wrong))
+        status, out, _ = run(capsys, "softmax")
+        assert status == 1 and table_rows(out) == [("x", "NO")], out
+        notes[bug] = " ".join(out.split("What is wrong, and a hint:")[1].split("softmax: failing")[0].split())
+        assert f"(`--break {bug}` plants that mistake)" in notes[bug], out
+        assert BUGS[bug][1].hint in notes[bug], out
+    assert notes["softmax-no-row-sum"] != notes["softmax-row-mean"]
+
+
+def test_the_softmax_mistakes_are_recognised_in_the_attention_exercise_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "attention", lambda t: t.replace("(dP * P).sum(axis=-1, keepdims=True)", "dP.mean(axis=-1, keepdims=True)"))
+    status, out, _ = run(capsys, "attention")
+    assert status == 1 and table_rows(out) == [("q", "NO"), ("k", "NO"), ("v", "yes")], out
+    flat = " ".join(out.split())
+    assert flat.count("(`--break softmax-row-mean` plants that mistake)") == 2, out
+
+
+def test_a_parameter_gradient_added_with_the_wrong_shape_gets_the_graders_line(tmp_path, monkeypatch, capsys):
+    # `self.grads[key] += g` with g of another shape stops NumPy in one of two ways; each gets
+    # the grader's sentence, naming the key and both shapes, instead of NumPy's.
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "layernorm", lambda t: t.replace("dgamma = (dout * xhat).reshape(-1, D).sum(axis=0)", "dgamma = (dout * xhat).sum(axis=0)"))
+    line = one_line_error(capsys, "layernorm")
+    assert re.fullmatch(r"minitx: error: my_exercises/layernorm.py: line \d+, in backward: LayerNorm.backward adds an array of shape 3x6 "
+                        r"into grads\['gamma'\], which has gamma's shape, 6: a gradient has the shape of what it is the gradient of", line), line
+    learner_file(tmp_path, "linear", lambda t: t.replace("dW = x_rows.T @ dout_rows", "dW = dout_rows.T @ x_rows"))
+    line = one_line_error(capsys, "linear")
+    assert "Linear.backward adds an array of shape 3x5 into grads['W'], which has W's shape, 5x3" in line and "broadcast" not in line, line
+
+
+def test_the_attention_mask_line_changes_no_number_in_the_graders_case(tmp_path, monkeypatch, capsys):
+    # The skeleton says so where the learner meets the line; here is the evidence, and the one
+    # case where the line does matter: a row masked everywhere.
+    no_mask_line = breakit.Edit(ScaledDotProductAttention.backward, "dscores = np.where(mask, dscores, 0.0)", "dscores = dscores")
+    case, twin = EXERCISES[2].cases()[0], EXERCISES[2].cases()[0]
+    breakit.plant(twin.plain, (no_mask_line,), "no-mask-line")
+    G = np.random.default_rng(0).standard_normal((2, 2, 3, 4))
+    for layer in (case.plain, twin.plain):
+        layer.forward(*case.inputs.values())
+    assert np.all(case.plain.attn[~np.broadcast_to(case.inputs["mask"], case.plain.attn.shape)] == 0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(case.plain.backward(G), twin.plain.backward(G)))
+    everywhere = case.inputs["mask"].copy()
+    everywhere[1] = False
+    for layer in (case.plain, twin.plain):
+        layer.forward(case.inputs["q"], case.inputs["k"], case.inputs["v"], everywhere)
+    dq, dq_without = case.plain.backward(G)[0], twin.plain.backward(G)[0]
+    assert not np.any(dq[1]) and np.abs(dq_without[1]).max() > 1e-3, np.abs(dq_without[1]).max()
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "attention", lambda t: t.replace("dscores = np.where(mask, dscores, 0.0)", "dscores = dscores"))
+    status, out, _ = run(capsys, "attention")
+    assert status == 0, out
+    text = skeleton(EXERCISES[2]).splitlines()
+    at = next(i for i, line in enumerate(text) if "TODO dscores: 0 wherever the mask is False" in line)
+    assert "already exactly 0" in " ".join(text[at - 7: at]), "\n".join(text[at - 7: at + 1])
+
+
+def test_todo_lines_are_counted_as_shipped_not_by_the_word(tmp_path, monkeypatch, capsys):
+    # The learner wrote dW but kept its comment, and added a note of their own that says TODO:
+    # two of the skeleton's three TODO lines are still as shipped.
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "linear")
+    path = tmp_path / "my_exercises" / "linear.py"
+    text = path.read_text().replace("dW = np.zeros_like(W)  # TODO", "dW = x_rows.T @ dout_rows  # TODO")
+    path.write_text(text.replace("        db = np.zeros_like", "        # TODO: ask why db is a sum\n        db = np.zeros_like"))
+    status, out, _ = run(capsys, "linear")
+    assert status == 1 and "linear: failing, 1 of 3 gradients right; 2 TODO lines of my_exercises/linear.py not yet changed." in out, out
