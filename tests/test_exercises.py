@@ -12,7 +12,7 @@ import pytest
 
 from exercise_solutions import SOLUTIONS, solved
 from minitx.cli import main
-from minitx.exercises import breakit, grader
+from minitx.exercises import breakit, grader, room
 from minitx.exercises.catalog import EXERCISES
 from minitx.exercises.command import BUGS, skeleton
 from minitx.nn import Linear, ScaledDotProductAttention
@@ -459,3 +459,89 @@ def test_todo_lines_are_counted_as_shipped_not_by_the_word(tmp_path, monkeypatch
     path.write_text(text.replace("        db = np.zeros_like", "        # TODO: ask why db is a sum\n        db = np.zeros_like"))
     status, out, _ = run(capsys, "linear")
     assert status == 1 and "linear: failing, 1 of 3 gradients right; 2 TODO lines of my_exercises/linear.py not yet changed." in out, out
+
+
+# A learner's file runs in a child process of its own (minitx/exercises/room.py). Each case below
+# goes through the real command line; the time limit is cut to 0.3 s to keep them quick.
+LOOPS = {
+    "at import": ("import numpy as np\n", "import numpy as np\nwhile True: pass\n", "the file had not finished running", "<module>"),
+    "in __init__": ("        super().__init__()\n", "        super().__init__()\n        while True: pass\n", "Linear(5, 3, rng) had not returned", "__init__"),
+    "in forward": ("        W, b = self.params", "        while True: pass\n        W, b = self.params", "Linear.forward had not returned", "forward"),
+    "in backward": ("        x_rows = self.cache", "        while True: pass\n        x_rows = self.cache", "Linear.backward had not returned", "backward"),
+}
+
+
+@pytest.mark.parametrize("where", list(LOOPS))
+def test_a_file_that_never_returns_is_stopped_with_one_line_naming_its_line(where, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(room, "TIME_LIMIT", 0.3)
+    old, new, what, function = LOOPS[where]
+    learner_file(tmp_path, "linear", lambda t: t.replace(old, new, 1))
+    text = (tmp_path / "my_exercises" / "linear.py").read_text().splitlines()
+    lineno = next(i for i, line in enumerate(text, 1) if line.strip() == "while True: pass")
+    line = one_line_error(capsys, "linear")
+    assert line == (f"minitx: error: my_exercises/linear.py: line {lineno}, in {function}: {what} after 0.3 s, so the grader stopped "
+                    "it (an endless loop? a right file grades in well under a second)"), line
+
+
+def test_a_looping_file_holds_the_list_up_for_one_time_limit_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(room, "TIME_LIMIT", 0.3)
+    learner_file(tmp_path, "linear", lambda t: t.replace("import numpy as np\n", "import numpy as np\nwhile True: pass\n", 1))
+    learner_file(tmp_path, "softmax", lambda t: t.replace("        P = self.cache", "        while True: pass\n        P = self.cache"))
+    (tmp_path / "my_exercises" / "layernorm.py").write_text(solved("layernorm", skeleton(EXERCISES[4])))
+    status, out, _ = run(capsys)
+    states = dict(re.findall(r"^\s*\d+\s+(\w+)\s+(not started|passing|failing \([^)]*\))", out, flags=re.M))
+    assert status == 0 and states["linear"] == states["softmax"] == "failing (still running after 0.3 s)", out
+    assert states["layernorm"] == "passing" and states["attention"] == "not started", out
+
+
+def test_a_file_that_ends_its_process_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: t.replace("        x_rows = self.cache", "        import os\n        os._exit(3)\n        x_rows = self.cache"))
+    line = one_line_error(capsys, "linear")
+    assert line == ("minitx: error: my_exercises/linear.py: the process running your file ended (exit status 3) in Linear.backward, "
+                    "without returning: os._exit, or a crash, ends a program at once; the grader needs your code to return"), line
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "GeneratorExit", "Stop"])
+def test_a_base_exception_from_the_file_is_one_line(raised, tmp_path, monkeypatch, capsys):
+    # None of these is an Exception: KeyboardInterrupt once ended the grader as if the learner
+    # had pressed Ctrl-C, and the others with a traceback.
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: t.replace("        x_rows = self.cache", f"        raise {raised}('no')\n        x_rows = self.cache")
+                 .replace("class Linear(", "class Stop(BaseException):\n    pass\n\n\nclass Linear("))
+    lineno = next(i for i, line in enumerate((tmp_path / "my_exercises" / "linear.py").read_text().splitlines(), 1) if "raise" in line)
+    line = one_line_error(capsys, "linear")
+    assert line == f"minitx: error: my_exercises/linear.py: line {lineno}, in backward: Linear.backward raised {raised}: no", line
+
+
+def test_a_flood_of_printing_is_cut_and_says_how_much(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: t.replace("import numpy as np\n", "import numpy as np\n\nprint('x' * 100_000)\n", 1)
+                 .replace("        W, b = self.params", "        print('forward')\n        W, b = self.params"))
+    status, out, err = run(capsys, "linear")
+    assert status == 0 and err == "" and "linear: passing" in out, out[-3000:]
+    shown, cut = out.split("[the grader cut the rest of what your file printed: ")
+    assert len(shown) < room.SHOWN_CHARS + 10, len(shown)
+    # 100,000 x and a newline, of which the grader showed the first SHOWN_CHARS, then "forward"
+    # and a newline for each forward: one to check it, one before backward, and two for each of
+    # the 15 + 3 + 40 elements of W, b and x that the finite differences nudge.
+    forwards = 2 + 2 * (15 + 3 + 40)
+    assert cut.startswith(f"{100_001 - room.SHOWN_CHARS + forwards * 8:,} more characters, {1 + forwards} more lines]\nGrading "), cut[:200]
+
+
+@pytest.mark.parametrize("writes", ["forward", "backward"])
+def test_code_that_writes_into_what_it_was_handed_stops_at_that_line(writes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if writes == "forward":
+        learner_file(tmp_path, "softmax", lambda t: t.replace("e = np.exp(x - x.max(axis=-1, keepdims=True))", "x -= x.max(axis=-1, keepdims=True)\n        e = np.exp(x)"))
+        target, rule = "x", "a forward must not change its inputs"
+    else:
+        learner_file(tmp_path, "softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))",
+                                                             "dout -= (dout * P).sum(axis=-1, keepdims=True)\n        dx = P * dout"))
+        target, rule = "dout", "a backward must not change what it was handed"
+    text = (tmp_path / "my_exercises" / "softmax.py").read_text().splitlines()
+    lineno = next(i for i, line in enumerate(text, 1) if line.strip().startswith(f"{target} -="))
+    line = one_line_error(capsys, "softmax")
+    assert line.startswith(f"minitx: error: my_exercises/softmax.py: line {lineno}, in {writes}: Softmax.{writes} writes into `{target}`; {rule}"), line

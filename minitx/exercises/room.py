@@ -6,8 +6,8 @@ KeyboardInterrupt, GeneratorExit), or print a million lines. So the grader (grad
 runs in a child process, and this module, in the parent, watches it:
 
     a time limit     the child's clock starts when it starts running the file; past
-                     TIME_LIMIT seconds we ask it for the line it is on (faulthandler) and
-                     stop it, with one line naming that line;
+                     TIME_LIMIT seconds it tells us the line it is on (faulthandler) and
+                     ends, and we say so in one line naming that line;
     an ending        a child that dies without an answer (os._exit, a crash) gets one line
                      naming the step it was in, which the child reports as it goes;
     its printing     everything the child prints comes back through a pipe, and we pass on at
@@ -15,10 +15,11 @@ runs in a child process, and this module, in the parent, watches it:
                      we cut.
 
 The child sends its answer as JSON: the table's numbers and the sentences under it, or the
-one-line error. Where the operating system allows (Linux, macOS) the children are forked from
-one warm 'forkserver' process that has numpy and minitx imported, so a child costs a few
-milliseconds rather than the second a fresh interpreter takes; each child is still a fresh copy,
-so nothing one learner's file changes (numpy itself, say) reaches the next file.
+one-line error. On Linux the children are forked from one warm 'forkserver' process that has
+imported minitx.exercises.warmup, so a child costs some ten milliseconds rather than the half
+second a fresh interpreter takes; each child is still a fresh copy, so nothing one learner's file
+changes (numpy itself, say) reaches the next file. The list of exercises grades every file at
+once, each in its own child, so that one file that never returns holds it up for one time limit.
 """
 
 import faulthandler
@@ -30,31 +31,50 @@ import signal
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from multiprocessing.connection import wait
 from pathlib import Path
 
 from minitx.errors import UserError
 from minitx.exercises import grader
 from minitx.exercises.catalog import BY_NAME
-from minitx.threads import use_blas_threads
 
-# Seconds one file may run. A right file grades in about 0.2 s on a two-core machine (the
-# largest exercise, cross_attention, runs its forward some 1,500 times for the finite
-# differences); a machine ten times slower still finishes ten times inside the limit.
+# Seconds one file may run. A right file grades in at most about 0.1 s on a two-core machine
+# (the largest exercise, cross_attention, runs its forward some 840 times for the finite
+# differences), so a machine ten times slower still finishes twenty times inside the limit.
 TIME_LIMIT = 20.0
 STARTUP_LIMIT = 120.0  # seconds for the child to start at all (the first one imports numpy)
 SHOWN_LINES = 20  # of what the learner's file prints, at most this much reaches the terminal:
 SHOWN_CHARS = 2000  # a print in forward runs for every nudge of the finite differences
-DUMP_GRACE = 2.0  # after the time limit, how long we wait for the child's traceback
+DUMP_GRACE = 2.0  # past the time limit, how long we wait for the child's traceback before we stop it
 
 
 def context():
-    """Forked from a warm server where we can; a fresh interpreter per child elsewhere (Windows)."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """On Linux, children forked from a warm server; elsewhere a fresh interpreter per child,
+    which is slower but safe: macOS's system libraries (Accelerate, behind NumPy there) may
+    start threads that a forked copy of a process cannot use, and Windows cannot fork."""
+    if sys.platform.startswith("linux"):
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["minitx.exercises.room"])
+        ctx.set_forkserver_preload(["minitx.exercises.warmup"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def main_module_hidden():
+    """multiprocessing runs the parent's main script again in every child (as __mp_main__) so
+    that its functions can be found there. Ours live in this module, and a script that grades
+    files need not guard its top level, so while starting a child we let the main module look
+    like one with no file: multiprocessing then leaves it alone."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def child(name, path, cwd, answers, output, dump, time_limit):
@@ -67,14 +87,19 @@ def child(name, path, cwd, answers, output, dump, time_limit):
     output.close()
     sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
     os.chdir(cwd)
-    use_blas_threads(1)  # as the command line does, so the numbers are the ones it would print
+    # One BLAS thread, as the command line has, so the numbers are the ones it would print. A
+    # child forked from the server has this and the rest of warmup's work done already.
+    from minitx.exercises import warmup  # noqa: F401
 
     def send(message):
         sys.stdout.flush()  # what the file printed reaches the pipe before what we say about it
         answers.send_bytes(json.dumps(message).encode())
 
     grader.report_stage = lambda what: send({"stage": what})
-    faulthandler.dump_traceback_later(time_limit, file=dump)
+    # At the time limit, faulthandler (from a thread of its own, so even a loop that never
+    # yields cannot stop it) writes where the file's code is to the parent, and ends us: a
+    # child whose parent died ends too.
+    faulthandler.dump_traceback_later(time_limit, exit=True, file=dump)
     try:
         results = grader.grade_file(BY_NAME[name], Path(path))
         message = {"results": [grader.result_to_json(r) for r in results]}
@@ -99,7 +124,8 @@ class Room:
         self.dump, dump_w = ctx.Pipe(duplex=False)
         self.process = ctx.Process(target=child, args=(exercise.name, str(path), os.getcwd(), answers_w, output_w, dump_w, time_limit),
                                    daemon=True)
-        self.process.start()
+        with main_module_hidden():
+            self.process.start()
         for end in (answers_w, output_w, dump_w):
             end.close()
         self.launched = time.monotonic()
@@ -121,8 +147,6 @@ class Room:
         """When we must look again even if the child says nothing."""
         if self.started is None:
             return self.launched + STARTUP_LIMIT
-        if time.monotonic() < self.started + self.time_limit:
-            return self.started + self.time_limit
         return self.started + self.time_limit + DUMP_GRACE
 
     def keep(self, data):
@@ -176,8 +200,8 @@ class Room:
             self.drain(self.output, 0.5)
         elif self.started is None and now > self.launched + STARTUP_LIMIT:
             self.answer = {"error": f"{self.path}: the grader's child process did not start within {STARTUP_LIMIT:g} s; try again"}
-        elif self.started is not None and now > self.started + self.time_limit and (self.traceback or now > self.started + self.time_limit + DUMP_GRACE):
-            self.drain(self.dump, 0.2)  # faulthandler writes its traceback in several pieces
+        elif self.traceback or (self.started is not None and now > self.started + self.time_limit + DUMP_GRACE):
+            self.drain(self.dump, 0.5)  # faulthandler writes its traceback in several pieces, then ends the child
             self.timed_out = True
             self.answer = {"error": self.time_message()}
         elif self.answers.closed and not self.process.is_alive():
@@ -202,7 +226,7 @@ class Room:
     def ended_message(self):
         code = self.process.exitcode
         how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"ended (exit status {code})"
-        during = "while running the file" if self.stage == "running the file" else f"in {self.stage}"
+        during = {None: "before it ran your file", "running the file": "while running the file"}.get(self.stage, f"in {self.stage}")
         return (f"{self.path}: the process running your file {how} {during}, without returning: os._exit, or a crash, ends "
                 "a program at once; the grader needs your code to return")
 
