@@ -16,13 +16,14 @@ runs in a child process, and this module, in the parent, watches it:
 
 The child sends its answer as JSON: the table's numbers and the sentences under it, or the
 one-line error. On Linux the children are forked from one warm 'forkserver' process that has
-imported minitx.exercises.warmup, so a child costs some ten milliseconds rather than the half
+run warm_up() below, so a child costs some ten milliseconds rather than the half
 second a fresh interpreter takes; each child is still a fresh copy, so nothing one learner's file
 changes (numpy itself, say) reaches the next file. The list of exercises grades every file at
 once, each in its own child, so that one file that never returns holds it up for one time limit.
 """
 
 import faulthandler
+import inspect
 import json
 import multiprocessing
 import os
@@ -37,7 +38,8 @@ from pathlib import Path
 
 from minitx.errors import UserError
 from minitx.exercises import grader
-from minitx.exercises.catalog import BY_NAME
+from minitx.exercises.catalog import BY_NAME, EXERCISES
+from minitx.threads import use_blas_threads
 
 # Seconds one file may run. A right file grades in at most about 0.1 s on a two-core machine
 # (the largest exercise, cross_attention, runs its forward some 840 times for the finite
@@ -77,6 +79,29 @@ def main_module_hidden():
         main.__dict__.update(saved)
 
 
+warm = False
+
+
+def warm_up():
+    """What every child would otherwise do first, done once in the server the children are
+    forked from (which imports minitx.exercises.warmup to run it): a child then grades a file in
+    some ten milliseconds instead of some fifty. numpy imports numpy.random at its first use;
+    we want one BLAS thread, as the command line has, so that the numbers are the ones it
+    prints; and inspect has to find and read the source of every method a planted mistake
+    changes (the grader plants the exercise's mistakes to recognise them in a gradient)."""
+    global warm
+    if warm:
+        return
+    import numpy.random  # noqa: F401
+
+    use_blas_threads(1)
+    for exercise in EXERCISES:
+        for bug in exercise.bugs + exercise.lookalikes:
+            for edit in bug.edits:
+                inspect.getsourcelines(edit.function)
+    warm = True
+
+
 def child(name, path, cwd, answers, output, dump, time_limit):
     """The child's whole life: grade one file, send the answer, end."""
     # Ctrl-C is the parent's to handle (it stops us); a KeyboardInterrupt the file raises
@@ -87,9 +112,7 @@ def child(name, path, cwd, answers, output, dump, time_limit):
     output.close()
     sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
     os.chdir(cwd)
-    # One BLAS thread, as the command line has, so the numbers are the ones it would print. A
-    # child forked from the server has this and the rest of warmup's work done already.
-    from minitx.exercises import warmup  # noqa: F401
+    warm_up()  # done already in a child forked from the warm server
 
     def send(message):
         sys.stdout.flush()  # what the file printed reaches the pipe before what we say about it
