@@ -118,7 +118,7 @@ def learner_code(path, what):
     except SystemExit as e:
         # sys.exit() in the learner's file would otherwise end the grader without a word.
         raise UserError(f"{path}: {what} called sys.exit({e.code!r}); the grader needs the file to define its class and return") from None
-    except BaseException as e:  # noqa: B036 - see the docstring
+    except BaseException as e:  # not only Exception: see the docstring
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
         where = f"line {frames[-1].lineno}, in {frames[-1].name}: " if frames else ""
         line = frames[-1].line if frames else ""

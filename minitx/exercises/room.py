@@ -128,7 +128,7 @@ def child(name, path, cwd, answers, output, dump, time_limit):
         message = {"results": [grader.result_to_json(r) for r in results]}
     except UserError as e:
         message = {"error": str(e)}
-    except BaseException:  # noqa: B036 - anything else is a bug in the grader: we keep its traceback
+    except BaseException:  # anything else is a bug in the grader: we keep its traceback
         message = {"bug": traceback.format_exc()}
     faulthandler.cancel_dump_traceback_later()
     send(message)
