@@ -110,12 +110,18 @@ def child(name, path, cwd, answers, output, dump, time_limit):
     os.dup2(output.fileno(), 1)
     os.dup2(output.fileno(), 2)
     output.close()
-    sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+    printed = sys.stdout = sys.stderr = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
     os.chdir(cwd)
     warm_up()  # done already in a child forked from the warm server
 
     def send(message):
-        sys.stdout.flush()  # what the file printed reaches the pipe before what we say about it
+        # What the file printed reaches the pipe before what we say about it. We flush our own
+        # stream, not sys.stdout, which the file may have replaced, and a file that closed it
+        # has nothing more to show.
+        try:
+            printed.flush()
+        except (OSError, ValueError):
+            pass
         answers.send_bytes(json.dumps(message).encode())
 
     grader.report_stage = lambda what: send({"stage": what})
