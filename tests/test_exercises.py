@@ -4,7 +4,10 @@ a learner's broken file gets one line, and a learner's work is never overwritten
 import ast
 import difflib
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -545,3 +548,15 @@ def test_code_that_writes_into_what_it_was_handed_stops_at_that_line(writes, tmp
     lineno = next(i for i, line in enumerate(text, 1) if line.strip().startswith(f"{target} -="))
     line = one_line_error(capsys, "softmax")
     assert line.startswith(f"minitx: error: my_exercises/softmax.py: line {lineno}, in {writes}: Softmax.{writes} writes into `{target}`; {rule}"), line
+
+
+def test_a_script_that_grades_without_a_main_guard_works_in_a_real_process(tmp_path):
+    # multiprocessing would run a main script again in every child it starts; a script whose
+    # top level grades a file would then grade again in each child, and fail there. room.py
+    # hides the main module while it starts a child, so this script, unguarded, just works.
+    (tmp_path / "my_exercises").mkdir()
+    (tmp_path / "my_exercises" / "softmax.py").write_text(solved("softmax", skeleton(EXERCISES[1])))
+    (tmp_path / "grade.py").write_text("from minitx.cli import main\n\nraise SystemExit(main(['exercise', 'softmax']))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "grade.py"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "" and "softmax: passing" in proc.stdout, proc
