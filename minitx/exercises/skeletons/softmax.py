@@ -35,8 +35,8 @@ class Softmax(Module):
         elementwise products and one row sum (keepdims=True), never the (S, S) matrix of slopes.
         The grader's dout is random, never all ones: rows of P always sum to 1, so for
         dout = ones the true dx is 0. A backward that forgets the row sum would then give P,
-        and fail; but one that subtracts the plain mean of each row of dout, where the row sum
-        weights it by P, would give exactly 0, and pass.
+        and fail; but one that subtracts each row's plain mean of dout instead of the row sum
+        (which is dout's mean weighted by P) would give exactly 0, and pass.
         """
         P = self.cache  # (..., S)
         # forward: P = e / e.sum(axis=-1, keepdims=True), e = exp(x - max)
