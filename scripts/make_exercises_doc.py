@@ -4,7 +4,7 @@
 
 Each block that shows minitx's output is produced here by running the command line in a scratch
 directory, in the order a learner would: list, start, reset, grade a half-done file and a solved
-one, hit an error, look at a solution, break every planted bug. tests/test_exercises_doc.py
+one, hit an error, look at a solution, break every planted bug. tests/test_exercises.py
 regenerates the page and checks that it matches, so the doc cannot drift from the program.
 """
 
@@ -22,6 +22,7 @@ from exercise_solutions import solved  # noqa: E402
 from minitx.cli import main  # noqa: E402
 from minitx.exercises.catalog import BY_NAME, EXERCISES  # noqa: E402
 from minitx.exercises.command import BUGS, skeleton  # noqa: E402
+from minitx.exercises.room import SHOWN_LINES, TIME_LIMIT  # noqa: E402
 
 DOC = ROOT / "docs" / "exercises.md"
 
@@ -157,17 +158,21 @@ here; the mask is not differentiable).
 - **vs numeric** compares your gradient with central differences,
   `(L(x + h) - L(x - h)) / 2h` for every single element, in float64, where
   `L = sum(forward(...) * G)` for a fixed random `G`. A random `G` matters: the rows of a
-  softmax always sum to 1, so with `L = sum(forward(...))` the true gradient of a softmax is 0,
-  and a backward that forgot half its terms would give 0 too and pass.
+  softmax always sum to 1, so with `L = sum(forward(...))` the true gradient of a softmax is 0.
+  A softmax backward that drops its row-sum term gives `P` there and fails even so, but one
+  that subtracts the plain mean of the upstream gradient where it should subtract
+  `sum(dP * P)` gives exactly 0, and would pass (`--break softmax-row-mean` shows it).
 - **vs minitx** compares your gradient with the one minitx's own plain layer computes, from the
   same parameters, inputs and `G`.
 - Both are the relative error `||yours - theirs|| / max(||yours|| + ||theirs||, 1e-3)` over the
   whole tensor. A row is `yes` when both are at most 1e-6. A right backward lands near 1e-10; a
   wrong one near 1e-1. The `1e-3` floor is there because a few gradients are exactly 0 (below).
 - Under the table, each wrong gradient gets a sentence. When the numbers say more, it comes
-  first: a gradient that is **still all zero** is not written yet; one that is **right up to a
-  constant factor** (here 0.5, that is 1/sqrt(K) for K = 4) is missing a scale, or has one
-  twice.
+  first: a gradient that is **still all zero** is not written yet; one that is **exactly what
+  a well-known mistake gives** is named as that mistake, as `k` is here (the grader plants
+  each of the exercise's mistakes in minitx's own layer and compares), with the `--break`
+  command that shows it; one that is **right up to a constant factor** is missing a scale, or
+  has one twice. Otherwise the sentence is the gradient's hint.
 
 The command exits with status 0 when every row is `yes` and 1 otherwise. Once the file is right:
 
@@ -208,6 +213,28 @@ The grader needs the forward exactly as the skeleton gives it: it compares your 
 minitx's for the same function. If you changed it by accident, `--reset` gives you the skeleton
 back and keeps your file.
 
+A forward must leave its inputs as they were, and a backward must not write into `dout`, the
+gradient it was handed: in a model the caller still holds them (a residual connection hands the
+same `dout` to two branches). The grader hands them to your code read-only, so a write into one
+stops at the line that makes it:
+
+"""
+    learner_writes("softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))",
+                                                  "dout -= (dout * P).sum(axis=-1, keepdims=True)\n        dx = P * dout"))
+    yield block("softmax", status=2)
+    yield f"""
+Your file runs in a process of its own, so nothing it does can stop the grader from answering.
+A file still running after {TIME_LIMIT:g} s (an endless loop, at its top level or in a method) is
+stopped, with one line naming the line it was on. A file that ends its process (`os._exit`, a
+crash) or raises something that is not an `Exception` (`SystemExit`, `KeyboardInterrupt`) gets
+one line saying so. What your file prints reaches you, up to {SHOWN_LINES} lines: a `print` in
+`forward` runs once for every nudge of the finite differences, so the grader cuts the rest and
+says how much it cut:
+
+"""
+    learner_writes("softmax", lambda t: t.replace("        self.cache = P\n", "        self.cache = P\n        print(\"forward\", x.shape)\n"))
+    yield block("softmax", status=0)
+    yield """
 ## Seeing minitx's solution
 
 `--solution` prints the plain minitx code the grader compares with, with line numbers, marking

@@ -4,7 +4,10 @@ a learner's broken file gets one line, and a learner's work is never overwritten
 import ast
 import difflib
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +15,10 @@ import pytest
 
 from exercise_solutions import SOLUTIONS, solved
 from minitx.cli import main
-from minitx.exercises import breakit, grader
+from minitx.exercises import breakit, grader, room
 from minitx.exercises.catalog import EXERCISES
 from minitx.exercises.command import BUGS, skeleton
-from minitx.nn import Linear
+from minitx.nn import Linear, ScaledDotProductAttention
 
 NAMES = [e.name for e in EXERCISES]
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +59,8 @@ def test_an_untouched_skeleton_fails_with_its_table_not_a_traceback(name, tmp_pa
     # nothing), so zeros are right for them; every other gradient must fail.
     wrong = {row for row, ok in rows if ok == "NO"}
     assert wrong == {row for row, _ in rows if not row.endswith(".key.b")}, out
-    assert re.search(rf"^{name}: failing, \d+ of \d+ gradients right; \d+ lines? of my_exercises/{name}.py still marked TODO\.$", out, re.M), out
+    todo = re.search(rf"^{name}: failing, \d+ of \d+ gradients right; (\d+) TODO lines? of my_exercises/{name}.py not yet changed\.$", out, re.M)
+    assert todo and int(todo.group(1)) == len(re.findall(r"#\s*TODO", skeleton(exercise))), out
     assert "Traceback" not in out
 
 
@@ -81,13 +85,14 @@ def test_minitx_plain_layer_passes_its_own_exercise(name):
     exercise = next(e for e in EXERCISES if e.name == name)
     for case, twin in zip(exercise.cases(), exercise.cases()):
         result = grader.check_case(case, twin.plain)
-        assert all(r.ok for r in result.rows), grader.format_results([result], {})
+        assert all(r.ok for r in result.rows), grader.format_results(grader.explain([result], exercise))
 
 
 # For each bug, exactly the gradients it must break (the rest must stay right).
 EXPECTED_FAILURES = {
     "bias-averaged": {"b"},
     "softmax-no-row-sum": {"x"},
+    "softmax-row-mean": {"x"},
     "attention-no-scale": {"q", "k"},
     "attention-mask-after-softmax": {"q", "k", "v"},
     "heads-reshape-without-transpose": {"x_q", "x_kv"},
@@ -252,7 +257,8 @@ def test_a_half_done_exercise_names_only_its_wrong_gradients(tmp_path, monkeypat
     status, out, _ = run(capsys, "cross_attention")
     wrong = [row for row, ok in table_rows(out) if ok == "NO"]
     assert status == 1 and wrong == ["memory"], out
-    assert re.search(r"^  memory: memory feeds every layer", out, re.M), out
+    assert re.search(r"^  memory: It is exactly what minitx's layer gives when only the last memory gradient", out, re.M), out
+    assert "(`--break memory-last-layer-only` plants that mistake). Every layer reads the same memory" in " ".join(out.split()), out
 
 
 def test_starting_again_never_overwrites_the_learners_file(tmp_path, monkeypatch, capsys):
@@ -364,3 +370,193 @@ def test_docs_exercises_md_is_what_its_script_prints_today():
     today = noise_free(script.render()).splitlines()
     diff = list(difflib.unified_diff(documented, today, "docs/exercises.md", "today's output", n=1, lineterm=""))
     assert not diff, "\n".join(diff[:30]) + "\nrun: python scripts/make_exercises_doc.py"
+
+
+def test_under_a_sum_loss_the_row_mean_mistake_would_pass_and_the_missing_row_sum_would_not(tmp_path, monkeypatch):
+    # What the softmax skeleton, the grader and docs/exercises.md say about dout = ones, checked
+    # by running the grader itself with an upstream gradient of ones instead of a random one.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(grader, "upstream", lambda case, shape: np.ones(shape))
+    softmax = EXERCISES[1]
+    verdicts = {}
+    for label, wrong in (("no row sum", "dx = P * dout"), ("row mean", "dx = P * (dout - dout.mean(axis=-1, keepdims=True))")):
+        learner_file(tmp_path, "softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))", wrong))
+        row = grader.grade_file(softmax, Path("my_exercises/softmax.py"))[0].rows[0]
+        verdicts[label] = (row.ok, row.vs_numeric)
+    assert verdicts["no row sum"][0] is False and verdicts["row mean"][0] is True, verdicts
+    case = softmax.cases()[0]
+    P = case.plain.forward(case.inputs["x"])
+    true_dx = case.plain.backward(np.ones_like(P))
+    assert np.abs(true_dx).max() < 1e-15, np.abs(true_dx).max()
+    assert np.array_equal(P * np.ones_like(P), P) and not np.any(P * (1 - np.ones_like(P).mean(axis=-1, keepdims=True)))
+
+
+def test_two_softmax_mistakes_get_two_different_sentences(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    notes = {}
+    for bug, wrong in (("softmax-no-row-sum", "dx = P * dout"), ("softmax-row-mean", "dx = P * (dout - dout.mean(axis=-1, keepdims=True))")):
+        learner_file(tmp_path, "softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))", wrong))
+        status, out, _ = run(capsys, "softmax")
+        assert status == 1 and table_rows(out) == [("x", "NO")], out
+        notes[bug] = " ".join(out.split("What is wrong, and a hint:")[1].split("softmax: failing")[0].split())
+        assert f"(`--break {bug}` plants that mistake)" in notes[bug], out
+        assert BUGS[bug][1].hint in notes[bug], out
+    assert notes["softmax-no-row-sum"] != notes["softmax-row-mean"]
+
+
+def test_the_softmax_mistakes_are_recognised_in_the_attention_exercise_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "attention", lambda t: t.replace("(dP * P).sum(axis=-1, keepdims=True)", "dP.mean(axis=-1, keepdims=True)"))
+    status, out, _ = run(capsys, "attention")
+    assert status == 1 and table_rows(out) == [("q", "NO"), ("k", "NO"), ("v", "yes")], out
+    flat = " ".join(out.split())
+    assert flat.count("(`--break softmax-row-mean` plants that mistake)") == 2, out
+
+
+def test_a_parameter_gradient_added_with_the_wrong_shape_gets_the_graders_line(tmp_path, monkeypatch, capsys):
+    # `self.grads[key] += g` with g of another shape stops NumPy in one of two ways; each gets
+    # the grader's sentence, naming the key and both shapes, instead of NumPy's.
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "layernorm", lambda t: t.replace("dgamma = (dout * xhat).reshape(-1, D).sum(axis=0)", "dgamma = (dout * xhat).sum(axis=0)"))
+    line = one_line_error(capsys, "layernorm")
+    assert re.fullmatch(r"minitx: error: my_exercises/layernorm.py: line \d+, in backward: LayerNorm.backward adds an array of shape 3x6 "
+                        r"into grads\['gamma'\], which has gamma's shape, 6: a gradient has the shape of what it is the gradient of", line), line
+    learner_file(tmp_path, "linear", lambda t: t.replace("dW = x_rows.T @ dout_rows", "dW = dout_rows.T @ x_rows"))
+    line = one_line_error(capsys, "linear")
+    assert "Linear.backward adds an array of shape 3x5 into grads['W'], which has W's shape, 5x3" in line and "broadcast" not in line, line
+
+
+def test_the_attention_mask_line_changes_no_number_in_the_graders_case(tmp_path, monkeypatch, capsys):
+    # The skeleton says so where the learner meets the line; here is the evidence, and the one
+    # case where the line does matter: a row masked everywhere.
+    no_mask_line = breakit.Edit(ScaledDotProductAttention.backward, "dscores = np.where(mask, dscores, 0.0)", "dscores = dscores")
+    case, twin = EXERCISES[2].cases()[0], EXERCISES[2].cases()[0]
+    breakit.plant(twin.plain, (no_mask_line,), "no-mask-line")
+    G = np.random.default_rng(0).standard_normal((2, 2, 3, 4))
+    for layer in (case.plain, twin.plain):
+        layer.forward(*case.inputs.values())
+    assert np.all(case.plain.attn[~np.broadcast_to(case.inputs["mask"], case.plain.attn.shape)] == 0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(case.plain.backward(G), twin.plain.backward(G)))
+    everywhere = case.inputs["mask"].copy()
+    everywhere[1] = False
+    for layer in (case.plain, twin.plain):
+        layer.forward(case.inputs["q"], case.inputs["k"], case.inputs["v"], everywhere)
+    dq, dq_without = case.plain.backward(G)[0], twin.plain.backward(G)[0]
+    assert not np.any(dq[1]) and np.abs(dq_without[1]).max() > 1e-3, np.abs(dq_without[1]).max()
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "attention", lambda t: t.replace("dscores = np.where(mask, dscores, 0.0)", "dscores = dscores"))
+    status, out, _ = run(capsys, "attention")
+    assert status == 0, out
+    text = skeleton(EXERCISES[2]).splitlines()
+    at = next(i for i, line in enumerate(text) if "TODO dscores: 0 wherever the mask is False" in line)
+    assert "already exactly 0" in " ".join(text[at - 7: at]), "\n".join(text[at - 7: at + 1])
+
+
+def test_todo_lines_are_counted_as_shipped_not_by_the_word(tmp_path, monkeypatch, capsys):
+    # The learner wrote dW but kept its comment, and added a note of their own that says TODO:
+    # two of the skeleton's three TODO lines are still as shipped.
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "linear")
+    path = tmp_path / "my_exercises" / "linear.py"
+    text = path.read_text().replace("dW = np.zeros_like(W)  # TODO", "dW = x_rows.T @ dout_rows  # TODO")
+    path.write_text(text.replace("        db = np.zeros_like", "        # TODO: ask why db is a sum\n        db = np.zeros_like"))
+    status, out, _ = run(capsys, "linear")
+    assert status == 1 and "linear: failing, 1 of 3 gradients right; 2 TODO lines of my_exercises/linear.py not yet changed." in out, out
+
+
+# A learner's file runs in a child process of its own (minitx/exercises/room.py). Each case below
+# goes through the real command line; the time limit is cut to 0.3 s to keep them quick.
+LOOPS = {
+    "at import": ("import numpy as np\n", "import numpy as np\nwhile True: pass\n", "the file had not finished running", "<module>"),
+    "in __init__": ("        super().__init__()\n", "        super().__init__()\n        while True: pass\n", "Linear(5, 3, rng) had not returned", "__init__"),
+    "in forward": ("        W, b = self.params", "        while True: pass\n        W, b = self.params", "Linear.forward had not returned", "forward"),
+    "in backward": ("        x_rows = self.cache", "        while True: pass\n        x_rows = self.cache", "Linear.backward had not returned", "backward"),
+}
+
+
+@pytest.mark.parametrize("where", list(LOOPS))
+def test_a_file_that_never_returns_is_stopped_with_one_line_naming_its_line(where, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(room, "TIME_LIMIT", 0.3)
+    old, new, what, function = LOOPS[where]
+    learner_file(tmp_path, "linear", lambda t: t.replace(old, new, 1))
+    text = (tmp_path / "my_exercises" / "linear.py").read_text().splitlines()
+    lineno = next(i for i, line in enumerate(text, 1) if line.strip() == "while True: pass")
+    line = one_line_error(capsys, "linear")
+    assert line == (f"minitx: error: my_exercises/linear.py: line {lineno}, in {function}: {what} after 0.3 s, so the grader stopped "
+                    "it (an endless loop? a right file grades in well under a second)"), line
+
+
+def test_a_looping_file_holds_the_list_up_for_one_time_limit_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(room, "TIME_LIMIT", 0.3)
+    learner_file(tmp_path, "linear", lambda t: t.replace("import numpy as np\n", "import numpy as np\nwhile True: pass\n", 1))
+    learner_file(tmp_path, "softmax", lambda t: t.replace("        P = self.cache", "        while True: pass\n        P = self.cache"))
+    (tmp_path / "my_exercises" / "layernorm.py").write_text(solved("layernorm", skeleton(EXERCISES[4])))
+    status, out, _ = run(capsys)
+    states = dict(re.findall(r"^\s*\d+\s+(\w+)\s+(not started|passing|failing \([^)]*\))", out, flags=re.M))
+    assert status == 0 and states["linear"] == states["softmax"] == "failing (still running after 0.3 s)", out
+    assert states["layernorm"] == "passing" and states["attention"] == "not started", out
+
+
+def test_a_file_that_ends_its_process_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: t.replace("        x_rows = self.cache", "        import os\n        os._exit(3)\n        x_rows = self.cache"))
+    line = one_line_error(capsys, "linear")
+    assert line == ("minitx: error: my_exercises/linear.py: the process running your file ended (exit status 3) in Linear.backward, "
+                    "without returning: os._exit, or a crash, ends a program at once; the grader needs your code to return"), line
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "GeneratorExit", "Stop"])
+def test_a_base_exception_from_the_file_is_one_line(raised, tmp_path, monkeypatch, capsys):
+    # None of these is an Exception: KeyboardInterrupt once ended the grader as if the learner
+    # had pressed Ctrl-C, and the others with a traceback.
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: t.replace("        x_rows = self.cache", f"        raise {raised}('no')\n        x_rows = self.cache")
+                 .replace("class Linear(", "class Stop(BaseException):\n    pass\n\n\nclass Linear("))
+    lineno = next(i for i, line in enumerate((tmp_path / "my_exercises" / "linear.py").read_text().splitlines(), 1) if "raise" in line)
+    line = one_line_error(capsys, "linear")
+    assert line == f"minitx: error: my_exercises/linear.py: line {lineno}, in backward: Linear.backward raised {raised}: no", line
+
+
+def test_a_flood_of_printing_is_cut_and_says_how_much(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    learner_file(tmp_path, "linear", lambda t: t.replace("import numpy as np\n", "import numpy as np\n\nprint('x' * 100_000)\n", 1)
+                 .replace("        W, b = self.params", "        print('forward')\n        W, b = self.params"))
+    status, out, err = run(capsys, "linear")
+    assert status == 0 and err == "" and "linear: passing" in out, out[-3000:]
+    shown, cut = out.split("[the grader cut the rest of what your file printed: ")
+    assert len(shown) < room.SHOWN_CHARS + 10, len(shown)
+    # 100,000 x and a newline, of which the grader showed the first SHOWN_CHARS, then "forward"
+    # and a newline for each forward: one to check it, one before backward, and two for each of
+    # the 15 + 3 + 40 elements of W, b and x that the finite differences nudge.
+    forwards = 2 + 2 * (15 + 3 + 40)
+    assert cut.startswith(f"{100_001 - room.SHOWN_CHARS + forwards * 8:,} more characters, {1 + forwards} more lines]\nGrading "), cut[:200]
+
+
+@pytest.mark.parametrize("writes", ["forward", "backward"])
+def test_code_that_writes_into_what_it_was_handed_stops_at_that_line(writes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if writes == "forward":
+        learner_file(tmp_path, "softmax", lambda t: t.replace("e = np.exp(x - x.max(axis=-1, keepdims=True))", "x -= x.max(axis=-1, keepdims=True)\n        e = np.exp(x)"))
+        target, rule = "x", "a forward must not change its inputs"
+    else:
+        learner_file(tmp_path, "softmax", lambda t: t.replace("dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))",
+                                                             "dout -= (dout * P).sum(axis=-1, keepdims=True)\n        dx = P * dout"))
+        target, rule = "dout", "a backward must not change what it was handed"
+    text = (tmp_path / "my_exercises" / "softmax.py").read_text().splitlines()
+    lineno = next(i for i, line in enumerate(text, 1) if line.strip().startswith(f"{target} -="))
+    line = one_line_error(capsys, "softmax")
+    assert line.startswith(f"minitx: error: my_exercises/softmax.py: line {lineno}, in {writes}: Softmax.{writes} writes into `{target}`; {rule}"), line
+
+
+def test_a_script_that_grades_without_a_main_guard_works_in_a_real_process(tmp_path):
+    # multiprocessing would run a main script again in every child it starts; a script whose
+    # top level grades a file would then grade again in each child, and fail there. room.py
+    # hides the main module while it starts a child, so this script, unguarded, just works.
+    (tmp_path / "my_exercises").mkdir()
+    (tmp_path / "my_exercises" / "softmax.py").write_text(solved("softmax", skeleton(EXERCISES[1])))
+    (tmp_path / "grade.py").write_text("from minitx.cli import main\n\nraise SystemExit(main(['exercise', 'softmax']))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "grade.py"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "" and "softmax: passing" in proc.stdout, proc

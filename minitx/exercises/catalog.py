@@ -7,7 +7,7 @@ its planted bugs. The cases build fresh layers every time, from fixed seeds, so 
 repeatable and the learner's layer and minitx's start from the same parameters.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -43,6 +43,7 @@ class Bug:
     edits: tuple  # breakit.Edit(function, text found once in its source, what we put in its place)
     mistake: str  # one line: what the planted code does wrong
     lesson: str  # what the failing rows teach
+    hint: str  # for a learner whose gradient is exactly this bug's: what to change
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Exercise:
     hints: dict  # gradient name (or a glob such as "*.key.*") -> one sentence
     solution: tuple  # (function, [text of the lines to point at]) for --solution
     bugs: tuple = field(default=())
+    # Mistakes of an earlier exercise that show in this one's gradients: the grader recognises
+    # them in a learner's gradient as it does the exercise's own bugs; --break does not list them.
+    lookalikes: tuple = field(default=())
 
 
 def randomised(layer, rng):
@@ -152,6 +156,32 @@ def residual_cases():
     return cases
 
 
+# The two softmax mistakes learners make most, planted where minitx's softmax backward lives,
+# inside ScaledDotProductAttention: in the softmax exercise's wrapper ("attention") and, as
+# lookalikes, in the attention exercise itself.
+SOFTMAX_LINE = "dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))"
+SOFTMAX_BUGS = (
+    Bug("softmax-no-row-sum", "attention", (Edit(ScaledDotProductAttention.backward, SOFTMAX_LINE, "dscores = P * dP"),),
+        "the softmax backward drops its `- sum(dP * P)` term",
+        "Every weight in a row depends on every score of the row, because they share one denominator. The dropped "
+        "term is that coupling; it is also what makes each row of dscores sum to 0, as it must, since adding a "
+        "constant to a row of scores changes nothing. This mistake shows even under a plain sum loss, where dP is all "
+        "ones: the true gradient is then 0 and the bug gives P. Subtracting the plain mean of dP instead "
+        "(softmax-row-mean) does not show there.",
+        "That is the diagonal term alone, P times the gradient arriving at P. Each weight shares its row's denominator "
+        "with every other weight of the row, so the softmax backward needs a second term for that coupling: one number "
+        "per row, times P."),
+    Bug("softmax-row-mean", "attention",
+        (Edit(ScaledDotProductAttention.backward, SOFTMAX_LINE, "dscores = P * (dP - dP.mean(axis=-1, keepdims=True))"),),
+        "the softmax backward subtracts the plain mean of dP where it should subtract sum(dP * P)",
+        "The number each row subtracts is sum(dP * P): dP's mean weighted by the row's own weights, which is its plain "
+        "mean only where P is uniform. Under a plain sum loss this mistake hides: with dP all ones the true gradient is "
+        "0 (rows of P always sum to 1), and the plain mean gives exactly 0 too. That is why the check uses a random "
+        "upstream gradient.",
+        "Yours subtracts the plain mean of the gradient arriving at P in each row; the number to subtract is the "
+        "mean weighted by P itself, sum(dP * P) (in exercise 2, dP is dout): the docstring's second term, summed over j."),
+)
+
 EXERCISES = [
     Exercise(
         "linear", "Linear", "Linear.backward: y = x @ W + b", "Linear (minitx/nn/layers.py)", linear_cases,
@@ -165,7 +195,9 @@ EXERCISES = [
              "db averages dout over the positions instead of adding them up",
              "A parameter used at N positions receives N contributions, and they add: the bias gradient is a sum over "
              "every position of every sequence. Averaging shrinks it by N = B * L, and the loss's own mean over tokens "
-             "is already in dout. Only b fails: dW and dx never touch the bias."),),
+             "is already in dout. Only b fails: dW and dx never touch the bias.",
+             "Add dout up over the rows instead of averaging it: a parameter used at N positions collects N "
+             "contributions, and the mean over the tokens is already in dout."),),
     ),
     Exercise(
         "softmax", "Softmax", "Softmax.backward: P = softmax(x) along each row",
@@ -173,14 +205,7 @@ EXERCISES = [
         softmax_cases,
         {"x": "Each P[j] shares its row's denominator with every other weight, so besides the diagonal term P * dout, dx needs a term for that coupling: one number per row, times P."},
         ((ScaledDotProductAttention.backward, ["dscores = P * (dP - "]),),
-        (Bug("softmax-no-row-sum", "attention",
-             (Edit(ScaledDotProductAttention.backward, "dscores = P * (dP - (dP * P).sum(axis=-1, keepdims=True))", "dscores = P * dP"),),
-             "the softmax backward drops its `- sum(dP * P)` term",
-             "Every weight in a row depends on every score of the row, because they share one denominator. The dropped "
-             "term is that coupling; it is also what makes each row of dscores sum to 0, as it must, since adding a "
-             "constant to a row of scores changes nothing. Even a loss of sum(P) shows this bug (the true gradient is 0, "
-             "the bug gives P), but not a subtler one, subtracting the plain mean of dP instead of sum(dP * P): with "
-             "dP all ones both give 0. That is why the check uses a random upstream gradient."),),
+        SOFTMAX_BUGS,
     ),
     Exercise(
         "attention", "ScaledDotProductAttention", "ScaledDotProductAttention.backward, with the mask",
@@ -199,7 +224,8 @@ EXERCISES = [
                 "the backward forgets the 1/sqrt(K) the forward scaled the scores by",
                 "Every constant of the forward reappears in the backward: scores = q @ k^T / sqrt(K), so dq and dk carry "
                 "the same 1/sqrt(K). The grader's note that each is right up to a constant factor of 1/sqrt(K) = 0.5 "
-                "points straight at it. dv is untouched, since v never meets the scale."),
+                "points straight at it. dv is untouched, since v never meets the scale.",
+                "scores = q @ k^T / sqrt(K): the forward's 1/sqrt(K) stays in the backward, in dq and in dk alike."),
             Bug("attention-mask-after-softmax", "",
                 (Edit(ScaledDotProductAttention.forward, "scores = np.where(mask, scores, MASKED)", "scores = scores"),
                  Edit(ScaledDotProductAttention.forward, "P = softmax(scores)",
@@ -210,8 +236,10 @@ EXERCISES = [
                 "change q's and k's gradients while the unchanged backward assumes they are constants. Masking the scores "
                 "first gives those positions exactly zero weight and zero gradient, and keeps every row a distribution. "
                 "dv matches the finite differences of this forward (the weights it uses are the ones in the cache) but "
-                "not minitx's: the forward itself is wrong."),
+                "not minitx's: the forward itself is wrong.",
+                "Mask the scores before the softmax, as the forward does, and give dscores 0 where the mask is False."),
         ),
+        tuple(replace(bug, target="") for bug in SOFTMAX_BUGS),
     ),
     Exercise(
         "heads", "HeadsAndOutput", "splitting and merging heads, and the output projection W_O",
@@ -230,7 +258,8 @@ EXERCISES = [
              "merge_heads is a transpose then a reshape, so its backward must undo both: split_heads reshapes to "
              "(B, T, H, K) and then swaps T and H. A bare reshape gives the right shape but the wrong numbers in it: "
              "gradients of one head's columns land in another head's rows. Shapes cannot catch this; only the values "
-             "can. dW_O and db_O are computed before the split and stay right."),),
+             "can. dW_O and db_O are computed before the split and stay right.",
+             "merge_heads is a transpose then a reshape; its backward must undo both, and split_heads does exactly that."),),
     ),
     Exercise(
         "layernorm", "LayerNorm", "LayerNorm.backward: three paths from x to xhat",
@@ -247,7 +276,9 @@ EXERCISES = [
              "x reaches xhat three ways: directly, through the row's mean and through its variance. Dropping the last two "
              "keeps only the direct path. The two missing terms make each row of dx sum to zero and (but for eps) "
              "orthogonal to xhat, because shifting a row of x leaves xhat unchanged, and so, but for eps, does scaling "
-             "it. dgamma and dbeta do not depend on those paths and stay right."),),
+             "it. dgamma and dbeta do not depend on those paths and stay right.",
+             "That is the direct path alone: the row's mean and variance are functions of x too, and each adds a term "
+             "(docs/backward.md, section 7)."),),
     ),
     Exercise(
         "embedding", "Embedding", "Embedding.backward: a scatter-add over repeated ids",
@@ -260,7 +291,8 @@ EXERCISES = [
              "NumPy runs `dW[ids] += dout` as `dW[ids] = dW[ids] + dout`: it reads every indexed row once, adds, and "
              "writes back, so when an id occurs three times the last write wins and two of the three contributions "
              "vanish. Only rows of repeated ids are wrong, which is why the grader's batch repeats one. np.add.at is "
-             "unbuffered and adds every occurrence."),),
+             "unbuffered and adds every occurrence.",
+             "`dW[ids] += ...` keeps one contribution per repeated id; np.add.at(dW, ids, ...) adds every one."),),
     ),
     Exercise(
         "cross_entropy", "CrossEntropy", "CrossEntropy.backward, with padding and label smoothing",
@@ -272,7 +304,8 @@ EXERCISES = [
              "the loss gradient is divided by the number of tokens twice",
              "The loss is a mean over n tokens, so its gradient carries 1/n once. Dividing again is an easy slip when one "
              "function averages and its caller averages too; the gradient then shrinks with the batch, and so does the "
-             "effective learning rate. The grader finds the gradient right up to a constant factor of 1/n."),),
+             "effective learning rate. The grader finds the gradient right up to a constant factor of 1/n.",
+             "The mean over the n real tokens divides the gradient by n once; yours divides by n twice."),),
     ),
     Exercise(
         "cross_attention", "CrossAttentionStack", "cross-attention, its memory gradient summed over layers",
@@ -294,7 +327,8 @@ EXERCISES = [
              "Every decoder layer reads the same memory, so the encoder must receive the sum of every layer's share. "
              "Overwriting keeps only the share of the layer the backward loop visits last (the first decoder layer); "
              "every parameter row stays right, because each layer's own gradients do not depend on the memory's, and "
-             "only the memory row fails. In a full model that error would flow into the whole encoder."),),
+             "only the memory row fails. In a full model that error would flow into the whole encoder.",
+             "Every layer reads the same memory, so dmemory adds up every layer's share instead of keeping the last."),),
     ),
     Exercise(
         "residual", "ResidualBlock", "a residual block around a feed-forward layer, pre- and post-norm",
@@ -313,7 +347,8 @@ EXERCISES = [
              "y = x + f(...) sends the gradient straight back to x as well as through f; that skip path is why deep "
              "stacks of residual layers train at all, since it carries the gradient past every layer unchanged. "
              "Forgetting it leaves every parameter right (they sit on the branch) and the input's gradient wrong, in "
-             "both placements of the norm."),),
+             "both placements of the norm.",
+             "y = x + f(...): the skip path hands its gradient to x unchanged, so dx adds it to the branch's gradient."),),
     ),
 ]
 

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from minitx.errors import UserError
-from minitx.exercises import breakit, grader
+from minitx.exercises import breakit, grader, room
 from minitx.exercises.catalog import BY_NAME, EXERCISES
 from minitx.gradcheck import THRESHOLD
 
@@ -92,10 +92,12 @@ def grade(exercise, folder):
     if created:
         print(f"Started exercise {number}, {exercise.name}: your copy is {path}. Fill in the lines marked TODO in its\n"
               f"backward, then run `python -m minitx exercise {exercise.name}` again to grade it. Its grade so far:\n")
-    results = grader.grade_file(exercise, path)
+    graded = room.grade(exercise, path)
+    print(graded.shown_output(), end="")
+    results = graded.results()
     print(grader.wrap(f"Grading {path}: {exercise.class_name}'s gradients against central differences (float64, random "
                       f"upstream gradient) and against minitx's {exercise.plain}.") + "\n")
-    print(grader.format_results(results, exercise.hints))
+    print(grader.format_results(results))
     right, total = grader.counts(results)
     if right == total:
         worst = max(r.vs_numeric for result in results for r in result.rows)
@@ -105,25 +107,34 @@ def grade(exercise, folder):
               "That was the last exercise. minitx's other backward passes (ReLU, dropout, the tied output layer, whole\n"
               "encoder and decoder layers) are in minitx/nn/ and minitx/model.py; docs/backward.md derives each one.")
         return 0
-    todo = grader.todo_lines(path)
-    left = f"; {todo} line{'s' if todo != 1 else ''} of {path} still marked TODO" if todo else ""
+    todo = grader.todo_lines(path.read_text(errors="replace"), skeleton(exercise))
+    left = f"; {todo} TODO line{'s' if todo != 1 else ''} of {path} not yet changed" if todo else ""
     print(f"{exercise.name}: failing, {right} of {total} gradients right{left}.")
     return 1
 
 
-def state(exercise, folder):
-    path = folder / f"{exercise.name}.py"
-    if not path.is_file():
-        return "not started"
-    try:
-        right, total = grader.counts(grader.grade_file(exercise, path))
-    except UserError:
-        return "failing (stops with an error)"
-    return "passing" if right == total else f"failing ({right} of {total} right)"
+def state_of_each(folder):
+    """Each exercise's state, for the list. We grade every started file at once, each in its own
+    child process, so that a file that never returns holds the list up for one time limit only;
+    what the files print is not shown here."""
+    started = [(e, folder / f"{e.name}.py") for e in EXERCISES if (folder / f"{e.name}.py").is_file()]
+    graded = {r.exercise.name: r for r in room.grade_all(started)}
+    found = []
+    for e in EXERCISES:
+        if e.name not in graded:
+            found.append("not started")
+            continue
+        try:
+            right, total = grader.counts(graded[e.name].results())
+        except UserError:
+            found.append(f"failing (still running after {graded[e.name].time_limit:g} s)" if graded[e.name].timed_out else "failing (stops with an error)")
+            continue
+        found.append("passing" if right == total else f"failing ({right} of {total} right)")
+    return found
 
 
 def list_exercises(folder):
-    states = [state(e, folder) for e in EXERCISES]
+    states = state_of_each(folder)
     print(f"Exercises, easiest first. You write a backward pass; the gradient check grades it. Your files: {folder}/\n")
     width = max(len(e.name) for e in EXERCISES)
     swidth = max(len(s) for s in states)
@@ -183,6 +194,7 @@ def break_one(exercise, bug):
     for case, broken in zip(exercise.cases(), exercise.cases()):
         changes += [c for c in breakit.plant(broken.plain, bug.edits, bug.name, bug.target) if c not in changes]
         results.append(grader.check_case(case, broken.plain))
+    grader.explain(results, exercise, planted=bug)
     print(grader.wrap(f"Bug {bug.name}: {bug.mistake}."))
     print("Planted in a copy of minitx's plain code, in memory (no file is changed):")
     for c in changes:
@@ -193,7 +205,7 @@ def break_one(exercise, bug):
         if result.forward_diff > grader.FORWARD_TOLERANCE:
             where = f" ({result.label})" if result.label else ""
             print(f"The forward{where} differs from minitx's by up to {result.forward_diff:.2e}: the bug is in the forward itself.\n")
-    print(grader.format_results(results, exercise.hints))
+    print(grader.format_results(results))
     right, total = grader.counts(results)
     caught = right < total
     print(f"{'Caught' if caught else 'NOT caught'}: {total - right} of {total} gradients wrong.")

@@ -28,7 +28,7 @@ class ScaledDotProductAttention(Module):
         K = q.shape[-1]
         scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(K)  # (B, H, T, S)
         # A masked score becomes the constant MASKED, so its weight after the softmax is exactly
-        # 0 and every row of P still sums to 1.
+        # 0 (unless its whole row is masked) and every row of P still sums to 1.
         if mask is not None:
             scores = np.where(mask, scores, MASKED)  # (B, H, T, S)
         P = softmax(scores)  # (B, H, T, S)
@@ -56,6 +56,11 @@ class ScaledDotProductAttention(Module):
         # forward: P = softmax(scores)
         dscores = np.zeros_like(P)  # TODO dscores (B, H, T, S): the softmax backward of exercise 2
         # forward: scores = np.where(mask, scores, MASKED)
+        # A masked score was replaced by a constant, so no gradient reaches it. In the grader's
+        # case this line changes no number, and your file passes without it: the softmax gave
+        # each masked score a weight of exactly 0, so dscores = P * (...) is already exactly 0
+        # there. It matters for a row masked everywhere, whose scores all equal MASKED and whose
+        # weights are then uniform, not 0. Write it anyway: it is this forward line's backward.
         if mask is not None:
             dscores = dscores  # TODO dscores: 0 wherever the mask is False
         # forward: scores = q @ k^T / sqrt(K)

@@ -34,7 +34,9 @@ class Softmax(Module):
         second gives the same row sum for every i of the row, times P[i]. Write both with
         elementwise products and one row sum (keepdims=True), never the (S, S) matrix of slopes.
         The grader's dout is random, never all ones: rows of P always sum to 1, so for
-        dout = ones the true dx is 0, and a backward that forgets the row sum gives 0 too.
+        dout = ones the true dx is 0. A backward that forgets the row sum would then give P,
+        and fail; but one that subtracts each row's plain mean of dout instead of the row sum
+        (which is dout's mean weighted by P) would give exactly 0, and pass.
         """
         P = self.cache  # (..., S)
         # forward: P = e / e.sum(axis=-1, keepdims=True), e = exp(x - max)
