@@ -232,15 +232,20 @@ def with_absolute_paths(cfg):
     return replace(cfg, data=replace(cfg.data, **paths), lora=lora)
 
 
+def minitx_command():
+    """How to run minitx in a command we print for the user to paste into the shell they ran
+    us from: with this process's own Python, the one minitx is installed in (`.venv/bin/python
+    -m minitx` after `make train`). A bare `python` in a shell without the virtual environment
+    activated would be another one, without minitx."""
+    return f"{shlex.quote(_shown(sys.executable))} -m minitx"
+
+
 def resume_command(run):
-    """The command that continues `run`, with the overrides it was started with, to paste into
-    the shell it was started from. It names this process's own Python, the one minitx is
-    installed in (`.venv/bin/python` after `make train`): a bare `python` in a shell without the
-    virtual environment activated would be another one, without minitx."""
-    words = [_shown(sys.executable), "-m", "minitx", "train", _shown(run.config_path), "--resume", "--out", str(run.run_dir)]
+    """The command that continues `run`, with the overrides it was started with."""
+    words = ["train", _shown(run.config_path), "--resume", "--out", str(run.run_dir)]
     for override in run.overrides:
         words += ["--set", override]
-    return shlex.join(words)
+    return f"{minitx_command()} {shlex.join(words)}"
 
 
 def _shown(path):
@@ -295,7 +300,7 @@ def load_base(cfg, model, task, cfg_path="the config"):
     ckpt_path, base_cfg_path = base_dir / checkpoint.CHECKPOINT, base_dir / "config.yaml"
     if not (ckpt_path.exists() and base_cfg_path.exists()):
         raise UserError(f"{cfg_path}: lora.base_run: {base_dir} holds no trained run "
-                        f"(train the base first, e.g. python -m minitx train tiny --out {base_dir})")
+                        f"(train the base first, e.g. {minitx_command()} train tiny --out {base_dir})")
     base_cfg = load_config(base_cfg_path, run_config=True)
     if base_cfg.lora.enabled:
         raise UserError(f"{cfg_path}: lora.base_run: {base_dir} is itself an adapter run; fine-tune its base instead")

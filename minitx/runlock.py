@@ -3,8 +3,8 @@
 Two processes training into one run directory (the same command typed twice, or two
 `--resume`) would each log every step and overwrite each other's checkpoint. RunLock makes a
 directory one process's for a whole session; a second one is refused with the first one's pid.
-open_run_dir takes the lock after checking, before the first step, everything the session will
-write, so that no training is lost to a failure at its first save.
+open_run_dir takes the lock and checks, before the first step, that everything the session
+will write can be written, so that no training is lost to a failure at its first save.
 """
 
 import fcntl
