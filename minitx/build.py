@@ -1,57 +1,28 @@
 """Building a model and its optimizer from a config.
 
-build_model makes the Transformer the config's model section describes, after check_memory has
-refused one whose parameters alone could not fit in this machine's memory; count_params works
-that number out without allocating anything. build_optimizer makes Adam or AdamW (train
-section) over the parameters that train, with weight decay on the weight matrices only.
+build_model makes the Transformer the config's model section describes, after minitx.memory has
+refused one whose parameters, or whose batches' activations, could not fit in this machine's
+memory. build_optimizer makes Adam or AdamW (train section) over the parameters that train,
+with weight decay on the weight matrices only.
 """
-
-import os
 
 import numpy as np
 
+from minitx import memory
 from minitx.data import PAD
-from minitx.errors import UserError
 from minitx.model import Transformer
 from minitx.optim import OPTIMIZERS
 
 
 def build_model(cfg, task, dtype=np.float32, training=True):
-    """The model the config describes, after checking it fits in memory (check_memory)."""
-    check_memory(cfg, task, dtype, training)
+    """The model the config describes, after checking that it fits in memory, and that a
+    training step (when training) and an evaluation batch do (minitx.memory)."""
+    memory.check_model(cfg, len(task.src_vocab), len(task.tgt_vocab), dtype, training)
+    if task.longest_target is not None:  # the lengths are known when the data is at hand
+        held_out = max((len(pairs) for pairs in task.splits.values()), default=0)
+        memory.check_batches(cfg, task.longest_source + 1, task.longest_target + 1, len(task.tgt_vocab), held_out, training, dtype)
     rng = np.random.default_rng([cfg.train.seed, 0])
     return Transformer(cfg.model, len(task.src_vocab), len(task.tgt_vocab), PAD, rng, dtype)
-
-
-def count_params(m, src_vocab_size, tgt_vocab_size):
-    """The number of parameters minitx.model.Transformer will allocate for ModelConfig m, worked
-    out without allocating them (tests/test_train.py checks it against n_params())."""
-    D, F = m.d_model, m.d_ff
-    attention = 4 * (D * D + D)  # W_q, W_k, W_v, W_o and their biases
-    feed_forward = D * F + F + F * D + D
-    norm = 2 * D  # gamma and beta
-    encoder_layer = attention + feed_forward + 2 * norm
-    decoder_layer = 2 * attention + feed_forward + 3 * norm
-    closing_norms = 2 * norm if m.norm == "pre" else 0
-    output = 0 if m.tie_output else D * tgt_vocab_size + tgt_vocab_size
-    return ((src_vocab_size + tgt_vocab_size) * D + m.n_enc_layers * encoder_layer
-            + m.n_dec_layers * decoder_layer + closing_norms + output)
-
-
-def check_memory(cfg, task, dtype, training):
-    """Refuse, before allocating anything, a model whose parameters alone cannot fit in this
-    machine's memory (NumPy would otherwise die with a MemoryError traceback). Every model holds
-    its weights and their gradients; training adds Adam's two moments. Activations come on top,
-    so passing this check does not promise a model trains, only that it is not hopeless."""
-    n = count_params(cfg.model, len(task.src_vocab), len(task.tgt_vocab))
-    copies = 4 if training else 2
-    need = n * np.dtype(dtype).itemsize * copies
-    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > have:
-        what = "weights, gradients and Adam's two moments" if training else "weights and gradients"
-        raise UserError(f"model too large for this machine: about {n:.3g} parameters need {need / 1e9:.3g} GB for {what} "
-                        f"({copies} x {np.dtype(dtype).itemsize} bytes each) before any activations, and it has "
-                        f"{have / 1e9:.3g} GB of memory; make model.d_model (now {cfg.model.d_model}), model.d_ff or the layer counts smaller")
 
 
 def build_optimizer(cfg, params, names=None):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from minitx.checkpoint import write_atomically
 from minitx.data import TASKS, lengths_of_test_split
 from minitx.errors import UserError
 from minitx.model import NORMS
@@ -161,7 +162,22 @@ LORA_TARGETS = ("W_q", "W_k", "W_v", "W_o", "ff")
 
 class _Loader(yaml.SafeLoader):
     """PyYAML follows YAML 1.1, which reads `lr: 1e-3` as the string "1e-3" because the number
-    has no dot. That trap is too easy to fall into, so we also read exponent forms as floats."""
+    has no dot. That trap is too easy to fall into, so we also read exponent forms as floats.
+
+    PyYAML also lets a key given twice quietly take its last value, so a config that sets
+    model.d_model twice (or has two model: sections, the second replacing the first whole)
+    would train something its reader does not expect; YAML itself says keys are unique, and
+    we refuse a repeated one, naming both lines."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line = {}
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' appears twice, first on line {first_line[key]}", key_node.start_mark)
+            first_line.setdefault(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -192,9 +208,14 @@ def load_config(path, overrides=(), check_files=True, run_config=False) -> Confi
     without its training data). run_config=True reads a run directory's config.yaml, which an
     older minitx may have written with keys since retired: those are skipped, not errors."""
     try:
-        text = Path(path).read_text()
+        raw_bytes = Path(path).read_bytes()
     except OSError as err:
         raise UserError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw_bytes[: err.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: not valid UTF-8 (byte {err.start + 1} of the file); save it as UTF-8") from None
     try:
         raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
@@ -352,6 +373,9 @@ def validate(cfg: Config, source, check_files=True, overridden=()) -> None:
             check(name != "", f"data.{split}", "a TSV path is required when data.task is tsv")
             check(Path(name).is_file() or not check_files, f"data.{split}", f"file '{name}' does not exist")
     else:
+        for split in ("train", "valid", "test"):
+            check(getattr(d, split) == "", f"data.{split}",
+                  f"a TSV path, but data.task is {d.task}, which makes its own data; set data.task: tsv to train on the file")
         check(d.max_len + 1 <= m.max_len, "data.max_len",
               f"{d.max_len} plus </s> does not fit in model.max_len ({m.max_len})")
         test_min, test_max = lengths_of_test_split(d)
@@ -368,7 +392,8 @@ def config_to_dict(cfg: Config) -> dict:
 
 
 def save_config(cfg: Config, path) -> None:
-    """Write the resolved config as YAML; load_config on the file gives back an equal Config."""
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    """Write the resolved config as YAML; load_config on the file gives back an equal Config.
+    The file is replaced atomically (checkpoint.write_atomically), never written through a link."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
     header = "# Resolved minitx config: defaults, then the config file, then --set overrides.\n"
-    Path(path).write_text(header + text)
+    write_atomically(path, lambda f: f.write((header + text).encode("utf-8")))

@@ -17,15 +17,19 @@ the padding.
 
 import codecs
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from minitx import memory
 from minitx.errors import UserError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+SPECIAL_SET = frozenset(SPECIALS)
 
 
 class Vocab:
@@ -130,8 +134,8 @@ class Task:
     """Pairs of token lists: a training sampler plus fixed validation and test sets."""
 
     # Tokens in the longest training target (without </s>), from which decoding's length limit
-    # is worked out; None when the training data is not at hand.
-    longest_target = None
+    # is worked out, and in the longest source; None when the training data is not at hand.
+    longest_target = longest_source = None
 
     def __init__(self, src_vocab, tgt_vocab, splits, split_hyphens=False):
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
@@ -154,6 +158,11 @@ class Task:
             yield make_batch(src, tgt), tgt
 
 
+# Drawing a held-out pair takes about 16 microseconds: from 100,000 pairs on, long enough (over
+# a second) to show progress rather than seem to hang.
+SHOW_PROGRESS_FROM = 100_000
+
+
 def lengths_of_test_split(d):
     """(shortest, longest) sequence of the test split: data.test_min_len and data.test_max_len,
     each 0 meaning the training split's own data.min_len or data.max_len."""
@@ -167,7 +176,7 @@ class AlgorithmicTask(Task):
     def __init__(self, cfg, seed, rule):
         self.rule, self.n_symbols = rule, cfg.n_symbols
         self.min_len, self.max_len = cfg.min_len, cfg.max_len
-        self.longest_target = cfg.max_len  # copy, reverse and sort keep the length
+        self.longest_target = self.longest_source = cfg.max_len  # copy, reverse and sort keep the length
         symbols = [str(i) for i in range(cfg.n_symbols)]
         vocab = Vocab(SPECIALS + symbols)
         # Held-out sets come from their own seeds, so they do not shift with the training stream.
@@ -176,7 +185,8 @@ class AlgorithmicTask(Task):
         lengths = {"valid": (cfg.min_len, cfg.max_len), "test": lengths_of_test_split(cfg)}
         for name, n, stream in (("valid", cfg.n_valid, 1), ("test", cfg.n_test, 2)):
             rng = np.random.default_rng([seed, stream])
-            held[name] = [self._pair(self._draw(rng, *lengths[name])) for _ in range(n)]
+            draws = tqdm(range(n), desc=f"drawing the {name} set", disable=n < SHOW_PROGRESS_FROM, leave=False)
+            held[name] = [self._pair(self._draw(rng, *lengths[name])) for _ in draws]
         self.held_out = {tuple(s) for pairs in held.values() for s, _ in pairs}
         # The training sampler rejects held-out sequences; it needs some left to draw.
         possible = sum(cfg.n_symbols**n for n in range(cfg.min_len, cfg.max_len + 1))
@@ -243,6 +253,8 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False, split_a
             raise UserError(f"{path}: line {lineno}: empty source")
         if not tgt:
             raise UserError(f"{path}: line {lineno}: empty target")
+        for side, toks in (("source", src), ("target", tgt)):
+            check_no_specials(toks, f"{path}: line {lineno}: the {side}")
         if max_tokens is not None:
             for side, toks in (("source", src), ("target", tgt)):
                 if len(toks) > max_tokens and not truncate:
@@ -263,6 +275,29 @@ def read_tsv(path, split_hyphens=False, max_tokens=None, truncate=False, split_a
     return pairs
 
 
+def check_no_specials(tokens, where, remedy="rename it in the data"):
+    """Refuse a word spelt like one of minitx's special tokens: "</s>" in the data would be
+    read as the end of the sequence, "<pad>" as padding the model never sees."""
+    special = next((t for t in tokens if t in SPECIAL_SET), None)
+    if special is not None:
+        raise UserError(f"{where} holds the word {special}, which minitx keeps for its own special token "
+                        f"({', '.join(SPECIALS)}) and would read as that token; {remedy}")
+
+
+def warn_unseen(task, names):
+    """Warn, naming them, about words in the held-out files that training never saw: they are
+    read as <unk>. An unseen target word cannot be written at all, so a pair that needs one
+    can never be exactly right."""
+    for name in names:
+        for side, vocab, index in (("source", task.src_vocab, 0), ("target", task.tgt_vocab, 1)):
+            unseen = list(dict.fromkeys(w for pair in task.splits[name] for w in vocab.unknown(pair[index])))
+            if unseen:
+                listed = " ".join(unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+                consequence = "; no output can contain them" if side == "target" else ""
+                print(f"warning: {task.paths[name]}: {len(unseen)} {side} word(s) never seen in training, read as <unk>"
+                      f"{consequence}: {listed}", file=sys.stderr)
+
+
 class TsvTask(Task):
     """The user's parallel data. Training pairs are sampled with replacement from the seeded
     generator, so a run's position in the data is just the generator's state."""
@@ -275,7 +310,10 @@ class TsvTask(Task):
         tgt_vocab = Vocab.build(t for _, t in splits["train"])
         self.train_ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in splits["train"]]
         self.longest_target = max(len(t) for _, t in splits["train"])
+        self.longest_source = max(len(s) for s, _ in splits["train"])
+        self.paths = files
         super().__init__(src_vocab, tgt_vocab, splits, cfg.split_hyphens)
+        warn_unseen(self, ("valid", "test"))
 
     def train_batch(self, rng, batch_size):
         idx = rng.integers(0, len(self.train_ids), size=batch_size)
@@ -293,17 +331,27 @@ TASKS = {
 
 
 def load_task(cfg):
-    """cfg: the whole Config. Returns a Task with train_batch(rng, B) and eval_batches()."""
+    """cfg: the whole Config. Returns a Task with train_batch(rng, B) and eval_batches().
+
+    For copy, reverse and sort the config alone sizes the vocabulary, the held-out sets and
+    the evaluation batches, so we refuse sizes this machine cannot hold before building them
+    (minitx.memory); training's batches are checked with the model. A TSV task's sizes are
+    those of its files."""
+    d = cfg.data
+    if d.task != "tsv":
+        V, L = d.n_symbols + len(SPECIALS), max(d.max_len, d.test_max_len) + 1
+        memory.check_model(cfg, V, V, np.float32, training=False)
+        memory.check_batches(cfg, L, L, V, max(d.n_valid, d.n_test), training=False)
+        memory.check_held_out(d)
     return TASKS[cfg.data.task](cfg)
 
 
 def encode_input(text, cfg, task):
     """One user sentence -> (1, S) source ids, warning about words the model never saw."""
-    import sys
-
     tokens = tokenize(text, cfg.data.split_hyphens, cfg.data.split_apostrophes)
     if not tokens:
         raise UserError("the input is empty")
+    check_no_specials(tokens, "the input", "leave it out")
     max_tokens = cfg.model.max_len - 1
     if len(tokens) > max_tokens:
         if not cfg.data.truncate:

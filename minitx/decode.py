@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from minitx.data import BOS, EOS, PAD
+from minitx.memory import check_beam
 from minitx.model import padding_mask
 from minitx.nn import log_softmax, split_heads
 
@@ -332,11 +333,13 @@ def sequence_score(model, src, out, length_penalty):
 
 
 def decoder_for(beam, length_penalty):
-    """The decoding function (model, src, max_len) -> ids for a beam size: greedy for 1."""
+    """The decoding function (model, src, max_len) -> ids for a beam size: greedy for 1. A beam
+    whose hypotheses' caches cannot fit in memory is refused before any is allocated."""
     if beam <= 1:
         return greedy
 
     def decode(model, src, max_len):
+        check_beam(model, src.shape[0], beam, src.shape[1], length_limit(model, max_len))
         return beam_search(model, src, max_len, beam, length_penalty)
 
     return decode

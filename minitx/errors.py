@@ -12,6 +12,9 @@ class UserError(Exception):
 
 
 class Interrupted(UserError):
-    """Training stopped by Ctrl-C after saving a checkpoint; exits with the shell's usual 130."""
+    """Training stopped by a signal after saving a checkpoint; exits as the shell reports a
+    process the signal stopped, 128 + its number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
 
-    exit_code = 130
+    def __init__(self, message, exit_code=130):
+        super().__init__(message)
+        self.exit_code = exit_code

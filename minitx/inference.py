@@ -9,13 +9,15 @@ minitx.train.
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from minitx import checkpoint
 from minitx.build import build_model
 from minitx.config import load_config
 from minitx.data import Task, Vocab, load_task
 from minitx.decode import output_limit
 from minitx.errors import UserError
-from minitx.rundir import Run, check_vocab, load_params
+from minitx.rundir import Run, check_same_run, check_vocab, load_params
 from minitx.threads import use_blas_threads
 
 
@@ -47,6 +49,9 @@ def load_run(run_dir, need_data=True, fused=None, max_output_len=0, threads=0):
         cfg = replace(cfg, eval=replace(cfg.eval, max_output_len=max_output_len))
     ckpt_path = run_dir / checkpoint.CHECKPOINT
     arrays = checkpoint.load(ckpt_path)
+    if "config" in arrays:
+        check_same_run(cfg, arrays["config"], cfg_path, ckpt_path)
+    check_finite_weights(arrays, ckpt_path)
     if need_data or cfg.lora.enabled:
         task = load_task(cfg)
         check_vocab(arrays, task, ckpt_path, cfg_path)
@@ -65,3 +70,13 @@ def load_run(run_dir, need_data=True, fused=None, max_output_len=0, threads=0):
     # A config.yaml that says 0 still gets a number.
     cfg = replace(cfg, eval=replace(cfg.eval, max_output_len=output_limit(cfg, task)[0]))
     return cfg, model, task
+
+
+def check_finite_weights(arrays, ckpt_path):
+    """Refuse weights that are not all finite numbers: every output of such a model is
+    meaningless. minitx never saves them; an older minitx or a hand-made file might have."""
+    for key, value in arrays.items():
+        if key.startswith("param/") and not np.isfinite(value).all():
+            what = "nan" if np.isnan(value).any() else "inf"
+            raise UserError(f"{ckpt_path}: the weights are not finite ({key[6:]} holds {what}), so every output would be "
+                            f"meaningless: the run diverged, or the file was damaged; retrain (with a lower train.lr if it diverged)")

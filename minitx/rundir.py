@@ -8,14 +8,23 @@ chooses the directory (choose_run_dir, which never overwrites a run) and builds 
 holds everything a training run owns (model, optimizer, data stream, step count) and saves and
 restores it. On resume, check_compatible refuses a config that would make it another run.
 
+A run directory belongs to one training process at a time: start_run opens it with
+minitx.runlock, which locks it for the whole session and checks, before the first step, that
+everything the session will write can be written. Files are written only inside the
+directory, never through a symbolic link out of it.
+
 Fine-tuning (the config's lora section) starts from another run's checkpoint, lora.base_run.
 With lora.enabled false every weight trains (full fine-tuning); with it true only low-rank
 adapters do (minitx.lora), and the checkpoint holds only the adapters plus the base run's path
 and fingerprint. load_base checks that the base fits before copying its weights in.
 """
 
+import errno
 import json
 import math
+import os
+import shlex
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -28,9 +37,11 @@ from minitx.data import PAD, load_task
 from minitx.decode import output_limit
 from minitx.errors import UserError
 from minitx.model import current_name, layer_set
+from minitx.runlock import check_not_locked, holds_a_run, open_run_dir
 from minitx.threads import use_blas_threads
 
 METRICS = "metrics.jsonl"
+CONFIG = "config.yaml"
 
 
 def choose_run_dir(config_path, out, resume):
@@ -38,11 +49,12 @@ def choose_run_dir(config_path, out, resume):
     run_dir = Path(out) if out else Path("runs") / Path(config_path).stem
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir}: exists and is not a directory (choose another --out)")
+    check_not_locked(run_dir)
     if resume:
         if not (run_dir / checkpoint.CHECKPOINT).exists():
             raise UserError(f"{run_dir}: nothing to resume (no {checkpoint.CHECKPOINT}); drop --resume to start a new run")
         return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if holds_a_run(run_dir):
         i = 2
         while Path(f"{run_dir}-{i}").exists():
             i += 1
@@ -62,7 +74,7 @@ class Run:
         # config.yaml records the number. The run keeps a new Config with the number filled in
         # (dataclasses.replace), so the config we were handed stays as it was.
         limit, self.output_limit_why = output_limit(cfg, self.task)
-        self.cfg = cfg = replace(cfg, eval=replace(cfg.eval, max_output_len=limit))
+        self.cfg = cfg = with_absolute_paths(replace(cfg, eval=replace(cfg.eval, max_output_len=limit)))
         self.model = build_model(cfg, self.task)
         self.loss = layer_set(cfg.model.fused).cross_entropy(PAD, cfg.train.label_smoothing)
         self.base_fingerprint = None
@@ -84,6 +96,7 @@ class Run:
         self.saved_step = None  # the step of the checkpoint on disk, if any
         self.elapsed = 0.0  # training seconds at the last save, over every session of this run
         self.loss_sum, self.loss_count = 0.0, 0
+        self.lock = None  # the run directory's RunLock while a training session holds it
 
     def state(self):
         arrays = {f"param/{k}": v for k, v in self.trained.params.items()}
@@ -105,10 +118,26 @@ class Run:
         return arrays
 
     def save(self, elapsed):
-        """elapsed: training seconds so far, this session's and the earlier ones'."""
+        """elapsed: training seconds so far, this session's and the earlier ones'. Weights that
+        are not finite are never saved: the checkpoint on disk stays the last good one."""
+        for name, p in self.trained.params.items():
+            if not np.isfinite(p).all():
+                raise UserError(f"step {self.step}: the weights are no longer finite ({name} holds {_worst(p)}); "
+                                f"stopped without saving, and {self.kept()}. Try a lower train.lr, or check the data")
         self.elapsed = elapsed
-        checkpoint.save(self.ckpt_path, self.state())
+        try:
+            checkpoint.save(self.ckpt_path, self.state())
+        except checkpoint.WriteFailed as e:
+            then = (f"when there is room, continue with: {resume_command(self)}" if self.saved_step is not None
+                    else "start again when there is room")
+            raise UserError(f"step {self.step}: could not save {self.ckpt_path} ({e.reason}); {self.kept()}; {then}") from None
         self.saved_step = self.step
+
+    def kept(self):
+        """What is on disk now, for a message about a stop."""
+        if self.saved_step is None:
+            return "no checkpoint had been saved yet"
+        return f"the last good checkpoint (step {self.saved_step}) is kept in {self.ckpt_path}"
 
     def restore(self, arrays, path):
         if self.adapters is not None:
@@ -125,8 +154,15 @@ class Run:
         self.loss_sum, self.loss_count = float(arrays["loss_sum"]), int(arrays["loss_count"])
 
     def log_metrics(self, metrics):
-        with open(self.run_dir / METRICS, "a") as f:
-            f.write(json.dumps(metrics) + "\n")
+        path = self.run_dir / METRICS
+        try:
+            # O_NOFOLLOW: a link put in place of the file is an error, never written through.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            with os.fdopen(fd, "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+        except OSError as e:
+            why = "it is a symbolic link" if e.errno == errno.ELOOP else e.strerror
+            raise UserError(f"step {self.step}: could not append to {path} ({why}); {self.kept()}") from None
 
     def drop_metrics_after_checkpoint(self):
         """On resume: forget evaluations logged after the checkpoint we continue from. A crash
@@ -138,7 +174,7 @@ class Run:
         lines = path.read_text().splitlines(keepends=True)
         kept = [line for line in lines if not line.strip() or _step_of(line, path) <= self.step]
         if len(kept) != len(lines):
-            path.write_text("".join(kept))
+            checkpoint.write_atomically(path, lambda f: f.write("".join(kept).encode()))
             print(f"{path}: dropped {len(lines) - len(kept)} evaluation(s) logged after the checkpoint's step {self.step}")
 
 
@@ -151,7 +187,8 @@ def _step_of(line, path):
 
 def start_run(config_path, overrides=(), out=None, resume=False):
     """Everything before the first step of `minitx train`: read the config, choose the run
-    directory, build the run, and restore its checkpoint when resuming."""
+    directory, build the run, lock the directory, and restore its checkpoint when resuming.
+    The returned run holds the directory's lock (run.lock); the caller releases it."""
     config_path = resolve_config_path(config_path)
     cfg = load_config(config_path, overrides)
     use_blas_threads(cfg.train.threads)
@@ -159,13 +196,24 @@ def start_run(config_path, overrides=(), out=None, resume=False):
     run = Run(cfg, run_dir, config_path)
     run.config_path, run.overrides = config_path, list(overrides)
     cfg = run.cfg  # the config with the output length limit worked out, which config.yaml records
-    if resume:
-        arrays = checkpoint.load(run.ckpt_path)
-        check_compatible(cfg, arrays["config"], run.ckpt_path)
-        run.restore(arrays, run.ckpt_path)
-        run.drop_metrics_after_checkpoint()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    # A checkpoint holds the trained weights and, for Adam, their two moments.
+    trained_bytes = sum(p.nbytes for p in run.trained.params.values())
+    run.lock = open_run_dir(run_dir, resume, (CONFIG, METRICS, checkpoint.CHECKPOINT), METRICS, checkpoint_bytes=3 * trained_bytes)
+    try:
+        if resume:
+            arrays = checkpoint.load(run.ckpt_path)
+            check_compatible(cfg, arrays["config"], run.ckpt_path)
+            check_vocab(arrays, run.task, run.ckpt_path, config_path)
+            if int(arrays["step"]) >= cfg.train.steps:
+                raise UserError(f"{run.ckpt_path}: the checkpoint is at step {int(arrays['step'])} and train.steps is "
+                                f"{cfg.train.steps}, so there is nothing to train; nothing was changed. To train longer, "
+                                f"add --set train.steps=N with N above {int(arrays['step'])}")
+            run.restore(arrays, run.ckpt_path)
+            run.drop_metrics_after_checkpoint()
+        save_config(cfg, run_dir / CONFIG)
+    except BaseException:
+        run.lock.release()
+        raise
     print(f"outputs are decoded up to {cfg.eval.max_output_len} tokens, </s> included ({run.output_limit_why})")
     if cfg.lora.base_run:
         what = (f"LoRA rank {cfg.lora.rank} adapters on {', '.join(cfg.lora.targets)}: {run.adapters.n_params():,} "
@@ -175,10 +223,38 @@ def start_run(config_path, overrides=(), out=None, resume=False):
     return run
 
 
+def with_absolute_paths(cfg):
+    """The config with its data files and base run as absolute paths. A config names them
+    relative to the directory training starts from; the run records where they are, so that
+    `eval RUN_DIR` finds them from any directory."""
+    paths = {key: os.path.abspath(getattr(cfg.data, key)) for key in PATH_KEYS if getattr(cfg.data, key)}
+    lora = replace(cfg.lora, base_run=os.path.abspath(cfg.lora.base_run)) if cfg.lora.base_run else cfg.lora
+    return replace(cfg, data=replace(cfg.data, **paths), lora=lora)
+
+
+def minitx_command():
+    """How to run minitx in a command we print for the user to paste into the shell they ran
+    us from: with this process's own Python, the one minitx is installed in (`.venv/bin/python
+    -m minitx` after `make train`). A bare `python` in a shell without the virtual environment
+    activated would be another one, without minitx."""
+    return f"{shlex.quote(_shown(sys.executable))} -m minitx"
+
+
 def resume_command(run):
     """The command that continues `run`, with the overrides it was started with."""
-    return (f"python -m minitx train {run.config_path} --resume --out {run.run_dir}"
-            + "".join(f" --set {o}" for o in run.overrides))
+    words = ["train", _shown(run.config_path), "--resume", "--out", str(run.run_dir)]
+    for override in run.overrides:
+        words += ["--set", override]
+    return f"{minitx_command()} {shlex.join(words)}"
+
+
+def _shown(path):
+    """A path as short as it can be and still work from the current directory."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def check_finite(run, loss, grad_norm):
@@ -186,9 +262,35 @@ def check_finite(run, loss, grad_norm):
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
     what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
-    kept = (f"the last good checkpoint (step {run.saved_step}) is kept in {run.ckpt_path}"
-            if run.saved_step is not None else "no checkpoint had been saved yet")
-    raise UserError(f"step {run.step + 1}: {what} is {value}; stopped, and {kept}. Try a lower train.lr, or check the data")
+    raise UserError(f"step {run.step + 1}: {what} is {value}; stopped, and {run.kept()}. Try a lower train.lr, or check the data")
+
+
+def check_evaluation(run, metrics):
+    """Stop at an evaluation whose validation loss is not finite: the weights it measured are
+    not worth a checkpoint (the row stays in metrics.jsonl, so the curves show where it went)."""
+    if not math.isfinite(metrics["val_loss"]):
+        raise UserError(f"step {run.step}: the validation loss is {metrics['val_loss']}; stopped without saving, and "
+                        f"{run.kept()}. Try a lower train.lr, or check the data")
+
+
+def _worst(p):
+    return "nan" if np.isnan(p).any() else "inf"
+
+
+def check_same_run(cfg, saved_json, cfg_path, ckpt_path):
+    """Refuse a run whose config.yaml no longer describes its checkpoint (an edited file): the
+    model, the data it was trained and held out on, and the adapters. The paths of the data
+    files and of a base run may change (the files moved); the vocabularies and the base's
+    fingerprint are checked on their own."""
+    saved = _with_defaults(json.loads(str(saved_json)))
+    now = asdict(cfg)
+    keys = ([("model", k) for k in now["model"] if k not in IMPLEMENTATION_ONLY]
+            + [("data", k) for k in now["data"] if k not in PATH_KEYS] + [("train", "seed")]
+            + [("lora", k) for k in now["lora"] if k != "base_run"])
+    for section, key in keys:
+        if saved[section].get(key) != now[section][key]:
+            raise UserError(f"{cfg_path} says {section}.{key} = {now[section][key]!r}, but {ckpt_path} was trained with "
+                            f"{saved[section].get(key)!r}; put config.yaml back as training wrote it")
 
 
 def load_base(cfg, model, task, cfg_path="the config"):
@@ -198,7 +300,7 @@ def load_base(cfg, model, task, cfg_path="the config"):
     ckpt_path, base_cfg_path = base_dir / checkpoint.CHECKPOINT, base_dir / "config.yaml"
     if not (ckpt_path.exists() and base_cfg_path.exists()):
         raise UserError(f"{cfg_path}: lora.base_run: {base_dir} holds no trained run "
-                        f"(train the base first, e.g. python -m minitx train tiny --out {base_dir})")
+                        f"(train the base first, e.g. {minitx_command()} train tiny --out {base_dir})")
     base_cfg = load_config(base_cfg_path, run_config=True)
     if base_cfg.lora.enabled:
         raise UserError(f"{cfg_path}: lora.base_run: {base_dir} is itself an adapter run; fine-tune its base instead")
@@ -213,9 +315,15 @@ def load_base(cfg, model, task, cfg_path="the config"):
 
 
 def check_vocab(arrays, task, ckpt_path, cfg_path):
+    """Refuse data whose vocabulary is not the checkpoint's: the same words in another order
+    (a training file shuffled in place) give them other ids, which the weights do not know."""
     for side, vocab in (("src", task.src_vocab), ("tgt", task.tgt_vocab)):
-        if list(arrays[f"vocab/{side}"]) != vocab.itos:
-            raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds (did the data change?)")
+        saved = [str(t) for t in arrays[f"vocab/{side}"]]
+        if saved != vocab.itos:
+            i = next((i for i, (a, b) in enumerate(zip(saved, vocab.itos)) if a != b), min(len(saved), len(vocab.itos)))
+            at = lambda tokens: repr(tokens[i]) if i < len(tokens) else "nothing"
+            raise UserError(f"{ckpt_path}: its {side} vocabulary differs from the one {cfg_path} builds from the data: id {i} is "
+                            f"{at(saved)} in the checkpoint and {at(vocab.itos)} in the data (did the data change?)")
 
 
 def load_params(model, arrays, path, cfg_path="the config"):
@@ -243,19 +351,37 @@ def load_params(model, arrays, path, cfg_path="the config"):
 # Note that the cosine schedule depends on train.steps, so extending a cosine run changes its
 # learning rates from the resume point on.
 IMPLEMENTATION_ONLY = {"fused"}
+PATH_KEYS = ("train", "valid", "test")  # the data section's file paths
 RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.target_exact_match",
                      "train.threads"} | {f"model.{key}" for key in IMPLEMENTATION_ONLY}
 
 
-def check_compatible(cfg, saved_json, where):
-    """A resumed run may change how long it trains, not what it trains."""
-    saved = json.loads(str(saved_json))
+def _with_defaults(saved):
+    """A checkpoint's config with every key minitx now has. A key added to minitx after the
+    checkpoint was written (data.test_min_len, ...) had its default's behaviour then, so a
+    missing key counts as its default."""
     saved.setdefault("lora", asdict(LoRAConfig()))  # a run that fine-tunes nothing saves none
-    # A key added to minitx after the checkpoint was written (data.test_min_len, ...) had its
-    # default's behaviour then, so a missing key counts as its default.
     for section, defaults in asdict(Config()).items():
         for key, default in defaults.items():
             saved.setdefault(section, {}).setdefault(key, default)
+    return saved
+
+
+def _absolute_paths(saved):
+    """Paths as with_absolute_paths records them. A checkpoint written before runs recorded
+    absolute paths named them relative to the directory training started from, which resuming
+    must start from too."""
+    for key in PATH_KEYS:
+        if saved["data"][key]:
+            saved["data"][key] = os.path.abspath(saved["data"][key])
+    if saved["lora"]["base_run"]:
+        saved["lora"]["base_run"] = os.path.abspath(saved["lora"]["base_run"])
+
+
+def check_compatible(cfg, saved_json, where):
+    """A resumed run may change how long it trains, not what it trains."""
+    saved = _with_defaults(json.loads(str(saved_json)))
+    _absolute_paths(saved)
     now = asdict(cfg)
     for section in ("model", "data", "train", "lora"):
         for key, value in now[section].items():

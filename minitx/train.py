@@ -7,11 +7,10 @@ One step is the whole story of the package in five lines (train_step below):
     clip_grad_norm(model.grads, clip_norm)
     optimizer.step(model.grads, lr)
 
-`train` repeats it, evaluating and saving a checkpoint every so often. Around the loop,
-minitx.rundir starts, saves and resumes a run, and minitx.build makes its model and optimizer.
-
-With LoRA adapters (minitx.lora) the step gains two calls: adapters.backward() after the
-model's backward, and adapters.forward() after the update.
+`train` repeats it, evaluating and saving a checkpoint every so often, while minitx.rundir
+starts, saves and resumes the run and minitx.build makes its model and optimizer. With LoRA
+adapters (minitx.lora) the step gains two calls: adapters.backward() after the model's
+backward, and adapters.forward() after the update.
 """
 
 import math
@@ -20,6 +19,7 @@ import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import numpy as np
 from tqdm import tqdm
 
 from minitx.data import EOS, PAD, TsvTask
@@ -27,7 +27,7 @@ from minitx.decode import emittable, greedy, length_limit, output_limit
 from minitx.errors import Interrupted
 from minitx.nn import CrossEntropy
 from minitx.optim import clip_grad_norm, make_schedule
-from minitx.rundir import check_finite, resume_command, start_run
+from minitx.rundir import check_evaluation, check_finite, resume_command, start_run
 from minitx.scores import corpus_scores
 
 
@@ -104,7 +104,10 @@ def evaluate(model, task, split, cfg, decode=None):
     ce = CrossEntropy(PAD)
     loss_sum = correct = tokens = exact = cut = n = 0
     outputs = []  # decoded token ids, in the split's order
-    for batch, targets in task.eval_batches(split, cfg.eval.batch_size):
+    n_batches = math.ceil(len(task.splits[split]) / cfg.eval.batch_size)  # from 10 on, we show progress
+    batches = tqdm(task.eval_batches(split, cfg.eval.batch_size), f"evaluating on {split}", n_batches,
+                   leave=False, disable=n_batches < 10)
+    for batch, targets in batches:
         logits = model.forward(batch.src, batch.tgt_in)  # (B, T, V)
         valid = batch.tgt_out != PAD
         loss_sum += ce.forward(logits, batch.tgt_out) * valid.sum()
@@ -139,13 +142,25 @@ def cut_note(metrics, remedy="raise eval.max_output_len"):
 def train(config_path, overrides=(), out=None, resume=False, quiet=False):
     """Train from a config (a name in configs/ or a path); returns the run directory."""
     run = start_run(config_path, overrides, out, resume)
+    try:
+        train_run(run, quiet)
+    finally:
+        run.lock.release()
+    return run.run_dir
+
+
+def train_run(run, quiet):
+    """The training loop of a started run (rundir.start_run), to its last step and save."""
     t = run.cfg.train
     schedule = make_schedule(t.schedule, t.lr, t.warmup, t.steps, d_model=run.cfg.model.d_model)
     progress = Progress(run, quiet)
     # BLEU and chrF of the user's text need the decoded words; exact match alone we read off the
     # teacher-forced pass without decoding (evaluate says why that is the same number).
     decode = greedy if isinstance(run.task, TsvTask) else None
-    with stop_on_ctrl_c(progress) as stop:
+    # A diverging run overflows to inf and nan; we check every step's loss and gradient norm
+    # and every evaluation ourselves and stop with one line, so NumPy's warnings would only
+    # bury that line.
+    with stop_on_signals(progress) as stop, np.errstate(over="ignore", invalid="ignore"):
         while run.step < t.steps and not stop.requested:
             run.model.train(True)
             batch = run.task.train_batch(run.data_rng, t.batch_size)
@@ -158,18 +173,19 @@ def train(config_path, overrides=(), out=None, resume=False, quiet=False):
             finished = run.step == t.steps
             if run.step % t.eval_every == 0 or finished:
                 metrics = progress.report(evaluate(run.model, run.task, "valid", run.cfg, decode))
+                check_evaluation(run, metrics)
                 if t.target_exact_match and metrics["exact_match"] >= t.target_exact_match:
                     progress.write(f"reached exact_match {metrics['exact_match']:.4f} >= {t.target_exact_match} at step {run.step}; stopping")
                     break
             if run.step % (t.checkpoint_every or t.eval_every) == 0 or finished:
                 run.save(progress.elapsed())
-    if run.saved_step != run.step:  # stopped early: by the target, or by Ctrl-C
+    if run.saved_step != run.step:  # stopped early: by the target, or by Ctrl-C or SIGTERM
         run.save(progress.elapsed())
     progress.close()
     if stop.requested:
-        raise Interrupted(f"interrupted at step {run.step}; checkpoint saved to {run.ckpt_path}. Continue with: {resume_command(run)}")
+        raise Interrupted(f"interrupted at step {run.step} ({stop.requested}); checkpoint saved to {run.ckpt_path}. "
+                          f"Continue with: {resume_command(run)}", exit_code=128 + stop.signum)
     print(f"run saved in {run.run_dir}")
-    return run.run_dir
 
 
 class Progress:
@@ -216,20 +232,22 @@ class Progress:
 
 
 @contextmanager
-def stop_on_ctrl_c(progress):
-    """Ctrl-C only raises a flag: the loop finishes the step in hand and stops, so the
-    checkpoint never holds a half-applied update. A second Ctrl-C stops at once, keeping the
-    last saved checkpoint."""
-    stop = SimpleNamespace(requested=False)
+def stop_on_signals(progress):
+    """Ctrl-C (SIGINT) and SIGTERM (what `kill` and most job schedulers send) only raise a
+    flag: the loop finishes the step in hand, saves and stops, so the checkpoint never holds a
+    half-applied update. A second one stops at once, keeping the last saved checkpoint."""
+    stop = SimpleNamespace(requested=None, signum=None)
+    names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
         if stop.requested:
             raise KeyboardInterrupt
-        stop.requested = True
-        progress.write("Ctrl-C: finishing this step and saving a checkpoint (press again to quit at once)")
+        stop.requested, stop.signum = names[signum], signum
+        progress.write(f"{names[signum]}: finishing this step and saving a checkpoint ({names[signum]} again quits at once)")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {signum: signal.signal(signum, on_signal) for signum in names}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from error_cases import CASES, as_documented
+from error_cases import CASES, as_documented, with_setup
 from minitx.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,16 +17,26 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("what, setup, pattern", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_a_one_line_error(what, setup, pattern, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = setup()
-    capsys.readouterr()
-    status = main(argv)
+    with with_setup(setup) as argv:
+        before = files_under(tmp_path)
+        capsys.readouterr()
+        status = main(argv)
     err = capsys.readouterr().err.strip().splitlines()
+    # Nothing the user had is changed or lost by a command that fails.
+    after = files_under(tmp_path)
+    changed = sorted(str(p.relative_to(tmp_path)) for p in before if after.get(p) != before[p])
+    assert not changed, f"{what}: the failed command changed {changed}"
     assert status == 2, f"{what}: exit status {status}, stderr {err}"
     assert len(err) == 1 and err[0].startswith("minitx: error: "), f"{what}: {err}"
     assert re.search(pattern, err[0]), f"{what}: {err[0]!r} does not match {pattern!r}"
     documented = as_documented(err[0])
     assert f"| {what} | `{documented}` |" in (ROOT / "docs" / "errors.md").read_text(), (
         f"{what}: docs/errors.md does not show {documented!r}; run scripts/make_errors_doc.py")
+
+
+def files_under(directory):
+    """Every file below directory, as {path: its bytes}; a symbolic link as its target."""
+    return {p: (str(p.readlink()) if p.is_symlink() else p.read_bytes()) for p in directory.rglob("*") if p.is_file() or p.is_symlink()}
 
 
 def test_a_real_process_prints_no_traceback(tmp_path):

@@ -15,7 +15,8 @@ import pytest
 
 from minitx import checkpoint
 from minitx import train as train_module
-from minitx.build import build_model, count_params
+from minitx.build import build_model
+from minitx.memory import count_params
 from minitx.cli import main
 from minitx.config import load_config, resolve_config_path
 from minitx.data import load_task
@@ -161,7 +162,7 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(path, {"x": np.zeros(3)})
     assert path.read_bytes() == before
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.npz", "config.yaml", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoint.npz", "config.yaml", "metrics.jsonl"]
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):

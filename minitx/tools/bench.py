@@ -45,6 +45,7 @@ import statistics
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from minitx.config import load_config, resolve_config_path
 from minitx.data import PAD, load_task
@@ -191,7 +192,8 @@ def bench_both(config="tiny", steps=20, warmup=3, overrides=(), peak_size=2048):
     for b in benches:
         b.run(warmup)
     times = [[], []]
-    for _ in range(steps):
+    # A progress bar (on stderr, between the timed steps) for a count long enough to wonder about.
+    for _ in tqdm(range(steps), desc="timing steps", leave=False, disable=steps < 100):
         for b, t in zip(benches, times):
             t += b.run(1)
     peak = gemm_peak_gflops(peak_size)

@@ -7,7 +7,11 @@ the Agg canvas directly rather than through pyplot, so we never touch pyplot's g
 need a display.
 """
 
+import math
 import textwrap
+from pathlib import Path
+
+from minitx.errors import UserError
 
 INSTALL_HINT = (
     "PNG pictures need matplotlib: pip install 'minitx[plot]' "
@@ -33,6 +37,15 @@ def new_figure(width, height):
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def save(fig, path):
+    """fig.savefig(path), but never through a symbolic link: a link in a run directory (say
+    RUN_DIR/curves.png -> ~/.bashrc) must not make us write outside it."""
+    if Path(path).is_symlink():
+        raise UserError(f"{path} is a symbolic link; minitx does not write through links: remove it, or choose another path")
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def attention_figure(maps, path, layers=None, heads=None, title=""):
@@ -74,8 +87,7 @@ def attention_figure(maps, path, layers=None, heads=None, title=""):
     fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight\n(each row sums to 1)")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, path)
 
 
 def curves_figure(metrics, path, title=""):
@@ -85,13 +97,15 @@ def curves_figure(metrics, path, title=""):
         return None
     loss_ax, acc_ax = fig.subplots(1, 2)
     steps = [m["step"] for m in metrics]
+    # A diverged run's NaN or Infinity is left out of the line, as a gap.
+    curve = lambda key: [m[key] if math.isfinite(m[key]) else math.nan for m in metrics]
     for key in ("train_loss", "val_loss"):
-        loss_ax.plot(steps, [m[key] for m in metrics], marker=".", label=key)
+        loss_ax.plot(steps, curve(key), marker=".", label=key)
     loss_ax.set_yscale("log")  # losses fall over orders of magnitude; a log axis shows them all
     loss_ax.set_xlabel("step")
     loss_ax.set_ylabel("cross-entropy (nats per token)")
     for key in ("token_acc", "exact_match"):
-        acc_ax.plot(steps, [m[key] for m in metrics], marker=".", label=key)
+        acc_ax.plot(steps, curve(key), marker=".", label=key)
     acc_ax.set_ylim(0, 1.02)
     acc_ax.set_xlabel("step")
     acc_ax.set_ylabel("fraction of the validation set")
@@ -100,5 +114,4 @@ def curves_figure(metrics, path, title=""):
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, path)

@@ -18,10 +18,11 @@ Each heatmap shades a weight with one of " ░▒▓█" (see LEVELS), so it wor
 with matplotlib installed the same weights are also saved as PNG grids (minitx.plots).
 
 `python -m minitx plot RUN_DIR` draws metrics.jsonl as sparklines and, with matplotlib, as
-RUN_DIR/curves.png.
+RUN_DIR/curves.png; a diverged run's values that are not finite show as "!" and gaps.
 """
 
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +181,9 @@ def attention_command(run_dir, text, kind="all", layer=None, head=None, png_dir=
     if not plots.have_matplotlib():
         print(f"\n{plots.INSTALL_HINT}")
         return
+    if png_dir is None and (Path(run_dir) / "attention").is_symlink():
+        raise UserError(f"{Path(run_dir) / 'attention'} is a symbolic link; minitx writes only inside the run directory: "
+                        f"remove the link, or choose a folder with --png DIR")
     png_dir = Path(png_dir) if png_dir else Path(run_dir) / "attention"
     png_dir.mkdir(parents=True, exist_ok=True)
     print()
@@ -197,33 +201,60 @@ CURVES = ("train_loss", "val_loss", "token_acc", "exact_match")
 
 
 def read_metrics(run_dir):
-    """The records of RUN_DIR/metrics.jsonl, one dict per evaluation."""
+    """The records of RUN_DIR/metrics.jsonl, one dict per evaluation, each checked to hold a
+    step and the numbers we draw. A diverged run's records hold NaN or Infinity, which
+    minitx writes and reads as JSON numbers."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise UserError(f"{run_dir}: no metrics.jsonl (has this run reached its first evaluation?)")
     records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as e:
             raise UserError(f"{path}: line {lineno}: not a JSON object ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}: line {lineno}: not a JSON object (a {type(record).__name__})")
+        for key in ("step",) + CURVES:
+            value = record.get(key)
+            if key not in record:
+                raise UserError(f"{path}: line {lineno}: no \"{key}\" (not a record minitx wrote)")
+            if isinstance(value, bool) or not isinstance(value, int if key == "step" else (int, float)):
+                kind = "an integer" if key == "step" else "a number"
+                raise UserError(f"{path}: line {lineno}: \"{key}\" is {json.dumps(value)[:30]}, not {kind}")
+        records.append(record)
     if not records:
         raise UserError(f"{path}: empty")
     return records
 
 
 def sparkline(values, width=60):
-    """A row of ▁..█ from the smallest value to the largest, at most `width` characters."""
+    """A row of ▁..█ from the smallest value to the largest, at most `width` characters; a
+    value that is not finite (a diverged run's NaN or Infinity) is a "!"."""
     values = np.asarray(values, dtype=float)
     if len(values) > width:
         values = values[np.linspace(0, len(values) - 1, width).round().astype(int)]
-    lo, hi = values.min(), values.max()
-    if hi - lo < 1e-12:
-        return SPARKS[0] * len(values)
-    levels = ((values - lo) / (hi - lo) * (len(SPARKS) - 1)).round().astype(int)
-    return "".join(SPARKS[i] for i in levels)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return "!" * len(values)
+    lo, hi = values[finite].min(), values[finite].max()
+    spread = hi - lo if hi - lo >= 1e-12 else 1.0
+    levels = ((np.where(finite, values, lo) - lo) / spread * (len(SPARKS) - 1)).round().astype(int)
+    return "".join(SPARKS[i] if ok else "!" for i, ok in zip(levels, finite))
+
+
+def summary(steps, values):
+    """First and last value, the range of the finite ones, and where the others are."""
+    finite = [v for v in values if math.isfinite(v)]
+    text = f"{values[0]:.4f} -> {values[-1]:.4f}"
+    if finite:
+        text += f"  (min {min(finite):.4f}, max {max(finite):.4f})"
+    bad = [s for s, v in zip(steps, values) if not math.isfinite(v)]
+    if bad:
+        text += f"  not finite at step {bad[0]}" + (f" and {len(bad) - 1} later evaluation(s)" if len(bad) > 1 else "")
+    return text
 
 
 def curves_command(run_dir, out=None, max_rows=20):
@@ -233,7 +264,7 @@ def curves_command(run_dir, out=None, max_rows=20):
     print(f"{run_dir}: {len(records)} evaluations, steps {steps[0]} to {steps[-1]}")
     for key in CURVES:
         values = [r[key] for r in records]
-        print(f"  {key:<12} {sparkline(values)}  {values[0]:.4f} -> {values[-1]:.4f}  (min {min(values):.4f}, max {max(values):.4f})")
+        print(f"  {key:<12} {sparkline(values)}  {summary(steps, values)}")
     path = Path(out) if out else Path(run_dir) / "curves.png"
     if plots.curves_figure(records, path, title=Path(run_dir).name) is not None:
         print(f"wrote {path}")

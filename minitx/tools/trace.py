@@ -154,10 +154,12 @@ def trace(config, overrides=(), batch_size=2, depth=None):
     """Trace one training step of the config's model; returns the lines to print.
     depth: show module calls nested at most this deep (default all)."""
     from minitx.build import build_model
+    from minitx.memory import check_batch
 
     cfg = load_config(resolve_config_path(config), overrides)
     task = load_task(cfg)
     model = build_model(cfg, task)
+    check_batch(cfg, batch_size, task.longest_source + 1, task.longest_target + 1, len(task.tgt_vocab), "--batch")
     model.train(False)  # no dropout: this trace is about shapes, and they are the same
     batch = task.train_batch(np.random.default_rng([cfg.train.seed, 3]), batch_size)
     B, S = batch.src.shape
