@@ -24,7 +24,6 @@ import json
 import math
 import os
 import shlex
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from minitx.decode import output_limit
 from minitx.errors import UserError
 from minitx.model import current_name, layer_set
 from minitx.runlock import check_not_locked, holds_a_run, open_run_dir
+from minitx.shell import minitx_command, shown
 from minitx.threads import use_blas_threads
 
 METRICS = "metrics.jsonl"
@@ -232,29 +232,12 @@ def with_absolute_paths(cfg):
     return replace(cfg, data=replace(cfg.data, **paths), lora=lora)
 
 
-def minitx_command():
-    """How to run minitx in a command we print for the user to paste into the shell they ran
-    us from: with this process's own Python, the one minitx is installed in (`.venv/bin/python
-    -m minitx` after `make train`). A bare `python` in a shell without the virtual environment
-    activated would be another one, without minitx."""
-    return f"{shlex.quote(_shown(sys.executable))} -m minitx"
-
-
 def resume_command(run):
     """The command that continues `run`, with the overrides it was started with."""
-    words = ["train", _shown(run.config_path), "--resume", "--out", str(run.run_dir)]
+    words = ["train", shown(run.config_path), "--resume", "--out", str(run.run_dir)]
     for override in run.overrides:
         words += ["--set", override]
     return f"{minitx_command()} {shlex.join(words)}"
-
-
-def _shown(path):
-    """A path as short as it can be and still work from the current directory."""
-    path = Path(path).absolute()
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def check_finite(run, loss, grad_norm):

@@ -61,13 +61,18 @@ def order_table():
 
 
 def render():
+    """The page, its commands run in a fresh folder, as a learner would run them in a shell
+    where minitx's virtual environment is activated (so the commands minitx prints read
+    `python -m minitx`, as the page's own do)."""
     with tempfile.TemporaryDirectory() as scratch:
-        cwd = os.getcwd()
+        cwd, path = os.getcwd(), os.environ.get("PATH", "")
         os.chdir(scratch)
+        os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
         try:
             return "".join(sections())
         finally:
             os.chdir(cwd)
+            os.environ["PATH"] = path
 
 
 def sections():

@@ -19,6 +19,7 @@ from minitx.exercises import breakit, grader, room
 from minitx.exercises.catalog import EXERCISES
 from minitx.exercises.command import BUGS, skeleton
 from minitx.nn import Linear, ScaledDotProductAttention
+from minitx.shell import minitx_command
 
 NAMES = [e.name for e in EXERCISES]
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,7 +301,7 @@ def test_the_list_shows_each_state(tmp_path, monkeypatch, capsys):
     states = dict(re.findall(r"^\s*\d+\s+(\w+)\s+(not started|passing|failing \([^)]*\))", out, flags=re.M))
     assert states["linear"] == "passing" and states["softmax"] == "failing (0 of 1 right)", out
     assert states["attention"] == "failing (stops with an error)" and states["heads"] == "not started", out
-    assert "Next: python -m minitx exercise softmax" in out, out
+    assert f"Next: {minitx_command()} exercise softmax" in out, out
 
 
 def test_solution_shows_minitx_plain_lines(capsys):

@@ -217,3 +217,21 @@ def test_the_readme_runs_minitx_with_the_python_make_installs_it_in():
             for line in block.splitlines() if re.match(r"\s*(python|minitx) ", line)]
     assert not bare, f"README commands that need .venv activated: {bare}"
     assert ".venv/bin/python -m minitx eval runs/tiny" in readme
+
+
+def test_a_printed_command_names_the_python_that_ran_us_unless_the_shell_has_it_first(monkeypatch, tmp_path):
+    import sys
+
+    from minitx.shell import minitx_command
+
+    # A shell without the virtual environment activated: its `python` is another one.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "python").write_text("#!/bin/sh\n")
+    (other / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", str(other))
+    assert minitx_command() != "python -m minitx" and minitx_command().endswith(" -m minitx"), minitx_command()
+    assert sys.executable.endswith(minitx_command().split(" ")[0].strip("'")), minitx_command()
+    # The same shell with it activated: its bin folder first on PATH.
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + str(other))
+    assert minitx_command() == "python -m minitx"

@@ -18,6 +18,7 @@ from minitx.errors import UserError
 from minitx.exercises import breakit, grader, room
 from minitx.exercises.catalog import BY_NAME, EXERCISES
 from minitx.gradcheck import THRESHOLD
+from minitx.shell import minitx_command
 
 BUGS = {bug.name: (exercise, bug) for exercise in EXERCISES for bug in exercise.bugs}
 
@@ -91,7 +92,7 @@ def grade(exercise, folder):
     number = EXERCISES.index(exercise) + 1
     if created:
         print(f"Started exercise {number}, {exercise.name}: your copy is {path}. Fill in the lines marked TODO in its\n"
-              f"backward, then run `python -m minitx exercise {exercise.name}` again to grade it. Its grade so far:\n")
+              f"backward, then run `{minitx_command()} exercise {exercise.name}` again to grade it. Its grade so far:\n")
     graded = room.grade(exercise, path)
     print(graded.shown_output(), end="")
     results = graded.results()
@@ -103,7 +104,7 @@ def grade(exercise, folder):
         worst = max(r.vs_numeric for result in results for r in result.rows)
         nxt = EXERCISES[number] if number < len(EXERCISES) else None
         print(f"{exercise.name}: passing, every gradient right ({right} of {total}; worst relative error {worst:.1e}, threshold {THRESHOLD:.0e}).")
-        print(f"Next: python -m minitx exercise {nxt.name}" if nxt else
+        print(f"Next: {minitx_command()} exercise {nxt.name}" if nxt else
               "That was the last exercise. minitx's other backward passes (ReLU, dropout, the tied output layer, whole\n"
               "encoder and decoder layers) are in minitx/nn/ and minitx/model.py; docs/backward.md derives each one.")
         return 0
@@ -146,7 +147,7 @@ def list_exercises(folder):
     if todo:
         path = Path(folder) / f"{todo.name}.py"
         where = f"grades {path}" if path.exists() else f"the first run copies the skeleton to {path}"
-        print(f"Next: python -m minitx exercise {todo.name}   ({where})")
+        print(f"Next: {minitx_command()} exercise {todo.name}   ({where})")
     print("Also: --reset NAME starts one again (keeping your file as a backup), --solution NAME shows minitx's own")
     print("lines, --break NAME plants a known mistake in minitx's layer and shows what the check says.")
     return 0
