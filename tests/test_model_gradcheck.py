@@ -8,10 +8,13 @@ import pytest
 from helpers import assert_gradients_match, padded_batch, small_model_config
 from minitx import gradcheck
 from minitx.nn import attention
+from minitx.cli import main
 from minitx.gradcheck import check_layer, check_model, compare, numerical_gradient, rel_error
+from minitx.inference import load_run
 from minitx.nn import PLAIN, Dropout
 from minitx.nn.loss import CrossEntropy
 from minitx.model import DecoderLayer, Transformer, causal_mask, padding_mask
+from minitx.train import train
 
 
 def make_batch(rng):
@@ -151,3 +154,18 @@ def test_a_plain_sum_loss_would_hide_a_bug_that_random_weights_expose(monkeypatc
     assert sum_rows[0].max_abs_diff < 1e-9, f"a sum loss sees no difference: {sum_rows[0]}"
     rows = check_layer(layer, [q, k, v.copy()], rng)
     assert rows[0].rel_error > 1e-2, f"a random upstream gradient exposes it: {rows[0]}"
+
+
+def test_a_trained_run_is_checked_at_its_own_weights(tmp_path, capsys):
+    run_dir = train("tiny", ["model.d_model=16", "model.d_ff=32", "data.n_valid=20", "data.n_test=20", "train.steps=20",
+                             "train.warmup=10", "train.eval_every=20"], out=tmp_path / "run", quiet=True)
+    capsys.readouterr()
+    checks = gradcheck.run_checks(run_dir)
+    _, trained, _ = load_run(run_dir, need_data=False)
+    assert [str(c.variant) for c in checks] == ["plain-pre-tied", "fused-pre-tied", "lora"]
+    for name, p in trained.params.items():
+        assert np.array_equal(checks[0].model.params[name], p.astype(np.float64)), name
+    assert main(["gradcheck", str(run_dir), "--sample", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"Checking the trained weights of {run_dir}" in out and "entries probed (up to 2 per tensor)" in out, out
+    assert out.rstrip().endswith("0 tensors failed"), out
