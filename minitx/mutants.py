@@ -301,6 +301,8 @@ def format_results(results):
     lines = []
     slips = [r for r in results if not r.slip.harmless]
     harmless = [r for r in results if r.slip.harmless]
+    caught_by = {id(r): caught_by_text(r) for r in slips if not r.problem}
+    by_width = max([len("caught by (in the variant it is closest to passing in)"), *map(len, caught_by.values())])
     for heading, mine in (("planted slip", slips), ("harmless change", harmless)):
         if not mine:
             continue
@@ -309,7 +311,7 @@ def format_results(results):
         lines.append("")
         if mine is slips:
             lines.append(f"{heading:<{name_width}}  {'file':<{file_width}}  {'line':>4}  caught in  "
-                         f"{'caught by (in the variant it is closest to passing in)':<56}  rel error")
+                         f"{'caught by (in the variant it is closest to passing in)':<{by_width}}  rel error")
         else:
             lines.append(f"{heading:<{name_width}}  {'file':<{file_width}}  {'line':>4}  passes in  worst rel error")
         for r in mine:
@@ -318,16 +320,22 @@ def format_results(results):
             if r.problem:
                 lines.append(start + f"PROBLEM: {r.problem}")
             elif mine is slips:
-                variant, row = r.weakest()
-                failing = sum(not x.ok for x in r.rows[variant])
-                by = f"{variant}: {row.name}" + (f" (+{failing - 1})" if failing > 1 else "")
+                row = r.weakest()[1]
                 caught = f"{len(r.caught_in())} of {len(r.rows)}"
-                lines.append(start + f"{caught:<9}  {by:<56}  {row.rel_error:9.2e}" + ("" if r.ok else "  <- NOT CAUGHT"))
+                lines.append(start + f"{caught:<9}  {caught_by[id(r)]:<{by_width}}  {row.rel_error:9.2e}"
+                             + ("" if r.ok else "  <- NOT CAUGHT"))
             else:
                 passes = f"{len(r.rows) - len(r.caught_in())} of {len(r.rows)}"
                 worst = max(x.rel_error for rows in r.rows.values() for x in rows)
-                lines.append(start + f"{passes:<9}  {worst:9.2e}" + ("" if r.ok else "  <- FLAGGED"))
+                lines.append(start + f"{passes:<9}  {worst:15.2e}" + ("" if r.ok else "  <- FLAGGED"))
     return "\n".join(lines)
+
+
+def caught_by_text(result):
+    """"variant: worst tensor (+ how many more failed there)" for the weakest variant."""
+    variant, row = result.weakest()
+    failing = sum(not x.ok for x in result.rows[variant])
+    return f"{variant}: {row.name}" + (f" (+{failing - 1})" if failing > 1 else "")
 
 
 def summary(clean, results):
@@ -361,7 +369,7 @@ def summary(clean, results):
 
 def reasons(results):
     """Why each harmless change is harmless, one paragraph each."""
-    return "\n".join(textwrap.fill(f"- {r.slip.name}: {r.slip.harmless}.", 100, subsequent_indent="  ")
+    return "\n".join(textwrap.fill(f"- {r.slip.name}: {r.slip.harmless}.", 100, subsequent_indent="  ", break_on_hyphens=False)
                      for r in results if r.slip.harmless)
 
 
@@ -380,7 +388,7 @@ def describe(clean, results, config_name, sample, variants):
     probing = "every entry of every tensor" if not sample else f"a seeded sample of up to {sample} entries per tensor"
     head = textwrap.fill(f"Each change below is planted alone, in memory, in every variant of the whole-model check of "
                          f"{config_name}'s architecture where its code runs ({', '.join(map(str, variants))}), at "
-                         f"trained-looking parameter values, probing {probing}.", 100)
+                         f"trained-looking parameter values, probing {probing}.", 100, break_on_hyphens=False)
     text, ok = summary(clean, results)
     harmless = reasons(results)
     return "\n".join([head, format_results(results), "", *(["Why the harmless changes are harmless:", harmless, ""] if harmless else []), text]), ok
