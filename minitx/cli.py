@@ -65,9 +65,13 @@ def cmd_translate(args):
 
 
 def cmd_gradcheck(args):
+    if args.mutants:
+        from minitx.mutants import run_cli
+
+        return run_cli(args.config, args.sample or 0)
     from minitx.gradcheck import run_cli
 
-    return run_cli(args.config)
+    return run_cli(args.config, args.sample)
 
 
 def cmd_bench(args):
@@ -208,7 +212,12 @@ def build_parser():
         p.add_argument("--beam", type=count(0), default=0, help="beam size (default: the run's eval.beam)")
         p.add_argument("--max-len", type=count(1), default=0, help="longest output to decode, </s> included (default: the run's eval.max_output_len)")
 
-    parsers["gradcheck"].add_argument("config", nargs="?", default="tiny", help="config whose architecture to check (default tiny)")
+    p = parsers["gradcheck"]
+    p.add_argument("config", nargs="?", default="tiny", metavar="CONFIG_OR_RUN",
+                   help="config whose architecture to check (default tiny), or a run directory to check at its trained weights")
+    p.add_argument("--sample", type=count(0), metavar="N",
+                   help="probe a seeded sample of N entries per tensor (0: every entry; default every entry for a config, 16 for a run)")
+    p.add_argument("--mutants", action="store_true", help="plant each slip of minitx.mutants' catalogue and show that the check catches it")
 
     p = parsers["bench"]
     p.add_argument("config", nargs="?", default="tiny", help="config to time (default tiny)")

@@ -22,15 +22,38 @@ floor matters for one whole tensor: the key bias b_k. Adding the same number to 
 softmax row changes nothing, so dL/db_k is exactly 0 and both sides are noise near 1e-10; the
 floor reports that as about 1e-7 instead of a meaningless 1.0. Any wrong term larger than
 FLOOR * THRESHOLD = 1e-9 still fails, and real mistakes are many orders of magnitude larger.
+
+Two more choices keep the whole-model check honest and quick:
+
+- Parameters that look trained (trained_looking). A freshly built model has every layer-norm
+  gain at exactly 1 and every bias at 0. There a backward that forgets to multiply by gamma
+  computes the right numbers, and so does one that mixes a bias into a gradient it should not
+  touch, so the check would pass them. We check at values drawn to look like a trained model's
+  instead, or at a trained run's own weights.
+- A sample of entries (Check.rows with sample > 0). Each probed entry costs two evaluations of
+  the whole loss. The tests probe a seeded sample of entries per tensor, and
+  minitx.mutants proves that this sampled check still catches every slip in its catalogue;
+  `minitx gradcheck CONFIG` probes every entry unless told otherwise.
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 THRESHOLD = 1e-6  # a correct float64 backward sits near 1e-8 or below; a wrong one near 1e-1
 FLOOR = 1e-3  # see the module docstring: keeps exactly-zero gradients from reading as errors
 STEP = 1e-5  # h: smaller adds rounding noise (eps * |L| / h), larger adds truncation (h^2)
+SAMPLE = 8  # entries per tensor the tests probe; a tensor this small or smaller is probed whole
+SAMPLE_SEED = 0  # which entries: the same ones in every run, so a result can be repeated
+RUN_SAMPLE = 16  # entries per tensor probed by default at a trained run's full-size weights
+
+# Trained-looking values (trained_looking). After a few hundred steps minitx's gains sit within
+# about 0.1 of 1 and its biases within about 0.05 of 0; we spread them wider, so that a backward
+# that drops or misplaces a gain or a bias is off by a clear margin, while keeping every gain
+# positive and every score of moderate size.
+GAIN_RANGE = (0.5, 1.5)  # each gain drawn uniformly from this range
+BIAS_SCALE = 0.3  # each bias and beta drawn from a normal distribution with this deviation
 
 
 @dataclass
@@ -39,6 +62,7 @@ class Row:
     shape: tuple
     rel_error: float
     max_abs_diff: float
+    probed: int = 0  # how many of the tensor's entries were compared (0: not recorded)
 
     @property
     def ok(self):
@@ -50,9 +74,9 @@ def rel_error(analytic, numeric):
     return float(diff / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), FLOOR))
 
 
-def numerical_gradient(loss_fn, x, h=STEP):
-    """Central differences of loss_fn() with respect to every element of x, which we perturb
-    in place and restore.
+def probe(loss_fn, x, entries, h=STEP):
+    """Central differences of loss_fn() with respect to the entries of x at the flat indices
+    `entries`, which we perturb in place and restore. Returns one number per index.
 
     x must be C-contiguous: we reach its elements through x.reshape(-1), which for any other
     array is a copy, so the nudges would never reach what loss_fn reads and every numeric
@@ -60,28 +84,56 @@ def numerical_gradient(loss_fn, x, h=STEP):
     if not x.flags.c_contiguous:
         raise ValueError(f"numerical_gradient needs a C-contiguous array to perturb in place, got one of shape {x.shape} "
                          "that is not (pass the array the loss really reads, not a transposed or sliced view)")
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)  # views: writing flat writes x
-    for i in range(flat.size):
+    flat = x.reshape(-1)  # a view: writing flat writes x
+    numeric = np.zeros(len(entries))
+    for j, i in enumerate(entries):
         old = flat[i]
         flat[i] = old + h
         plus = loss_fn()
         flat[i] = old - h
         minus = loss_fn()
         flat[i] = old
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
+        numeric[j] = (plus - minus) / (2 * h)
+    return numeric
 
 
-def compare(loss_fn, arrays, analytic, h=STEP):
-    """arrays: name -> array that loss_fn reads; analytic: name -> its backward gradient.
-    Returns one Row per name."""
-    rows = []
+def numerical_gradient(loss_fn, x, h=STEP):
+    """Central differences of loss_fn() with respect to every element of x (see probe)."""
+    return probe(loss_fn, x, np.arange(x.size), h).reshape(x.shape).astype(x.dtype)
+
+
+def sample_entries(size, sample, rng):
+    """The flat indices to probe in a tensor of `size` entries: every one when sample is 0 or
+    the tensor holds no more than `sample`, else `sample` distinct ones drawn by rng."""
+    if not sample or size <= sample:
+        return np.arange(size)
+    return np.sort(rng.choice(size, sample, replace=False))
+
+
+def probe_all(loss_fn, arrays, sample=0, seed=SAMPLE_SEED, h=STEP):
+    """name -> (entries, numeric gradient at those entries) for every array of `arrays`."""
+    rng = np.random.default_rng(seed)
+    probes = {}
     for name, x in arrays.items():
-        numeric = numerical_gradient(loss_fn, x, h)
-        a = analytic[name]
-        rows.append(Row(name, x.shape, rel_error(a, numeric), float(np.abs(a - numeric).max())))
+        entries = sample_entries(x.size, sample, rng)
+        probes[name] = entries, probe(loss_fn, x, entries, h)
+    return probes
+
+
+def rows_against(probes, analytic):
+    """One Row per probed tensor: its analytic gradient at the probed entries against the
+    numeric one."""
+    rows = []
+    for name, (entries, numeric) in probes.items():
+        a = analytic[name].reshape(-1)[entries]
+        rows.append(Row(name, analytic[name].shape, rel_error(a, numeric), float(np.abs(a - numeric).max()), len(entries)))
     return rows
+
+
+def compare(loss_fn, arrays, analytic, h=STEP, sample=0):
+    """arrays: name -> array that loss_fn reads; analytic: name -> its backward gradient.
+    Returns one Row per name, comparing every entry (or `sample` seeded entries per tensor)."""
+    return rows_against(probe_all(loss_fn, arrays, sample, h=h), analytic)
 
 
 def check_layer(layer, inputs, rng, forward=None):
@@ -122,7 +174,7 @@ def with_fixed_dropout(model, loss_fn):
     return fixed
 
 
-def check_model(model, loss, src, tgt_in, tgt_out):
+def check_model(model, loss, src, tgt_in, tgt_out, sample=0):
     """Check every parameter of a Transformer against the full cross-entropy loss, in training
     mode: dropout on, with the same masks in every evaluation (with_fixed_dropout)."""
     model.train(True)
@@ -131,10 +183,10 @@ def check_model(model, loss, src, tgt_in, tgt_out):
     loss_fn()
     model.backward(loss.backward())
     analytic = {k: g.copy() for k, g in model.grads.items()}
-    return compare(loss_fn, model.params, analytic)
+    return compare(loss_fn, model.params, analytic, sample=sample)
 
 
-def check_lora(model, adapters, loss, src, tgt_in, tgt_out):
+def check_lora(model, adapters, loss, src, tgt_in, tgt_out, sample=0):
     """Check every adapter's A and B (minitx.lora) against the full cross-entropy loss.
 
     Each loss evaluation first writes W0 + s * A @ B into the model, so nudging one entry of A
@@ -152,7 +204,152 @@ def check_lora(model, adapters, loss, src, tgt_in, tgt_out):
     model.backward(loss.backward())
     adapters.backward()
     analytic = {k: g.copy() for k, g in adapters.grads.items()}
-    return compare(loss_fn, adapters.params, analytic)
+    return compare(loss_fn, adapters.params, analytic, sample=sample)
+
+
+def trained_looking(model, rng):
+    """Give `model` parameter values like the ones training leaves, drawn from rng, in place.
+
+    Every gain (a layer norm's gamma) from GAIN_RANGE, every bias and beta from a normal
+    distribution of deviation BIAS_SCALE: no gain is 1 and no bias is 0, so a backward that
+    forgets a gain or misplaces a bias gets wrong numbers. Matrices keep their random initial
+    values, which are at the scale training starts from and moves them around. The padding row
+    of an embedding is left as training leaves it: zero, since the lookup gives it no gradient,
+    except in the target embedding of a tied model, where the output projection does (docs/
+    backward.md section 5), so there we give it random values at the embedding's scale."""
+    from minitx.nn import TiedOutput
+
+    for name, p in model.params.items():
+        if name.endswith("gamma"):
+            p[...] = rng.uniform(*GAIN_RANGE, size=p.shape)
+        elif p.ndim == 1:
+            p[...] = BIAS_SCALE * rng.standard_normal(p.shape)
+    if isinstance(model.decoder.out, TiedOutput):
+        E = model.decoder.embedding.params["W"]  # (V, D)
+        E[model.pad_id] = rng.standard_normal(E.shape[1]) * E.shape[1] ** -0.5
+    return model
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One architecture a whole-model check covers."""
+
+    fused: bool = False
+    norm: str = "pre"
+    tie_output: bool = True
+    lora: bool = False  # check LoRA adapters on every projection instead of the model's own weights
+
+    def __str__(self):
+        if self.lora:
+            return "lora"
+        return f"{'fused' if self.fused else 'plain'}-{self.norm}-{'tied' if self.tie_output else 'untied'}"
+
+
+# The nine checks `minitx gradcheck` runs: both implementations in all four variants, then LoRA.
+MODEL_VARIANTS = tuple(Variant(fused, norm, tie) for fused in (False, True) for norm in ("pre", "post") for tie in (True, False))
+VARIANTS = MODEL_VARIANTS + (Variant(lora=True),)
+
+
+def small_architecture(n_enc_layers=2, n_dec_layers=2, n_heads=2):
+    """A config's depth and head count at a width where finite differences take seconds."""
+    return SimpleNamespace(d_model=4 * n_heads, n_heads=n_heads, d_ff=16, n_enc_layers=n_enc_layers,
+                           n_dec_layers=n_dec_layers, dropout=0.1, max_len=16, causal=True)
+
+
+class Check:
+    """One whole-model gradient check, ready to run: a float64 model of `arch` (d_model,
+    n_heads, d_ff, layer counts, dropout, max_len, causal) in `variant`, its loss with label
+    smoothing, and a batch with padding in source and target and S = 6 != T = 4.
+
+    The model's parameters are drawn by trained_looking, or copied from `weights` (name ->
+    array, a trained run's), or with weights="initial" left as a new model's are (only to show
+    what a check there misses). A LoRA check puts rank-2 adapters (alpha 3, so that a forgotten
+    scale alpha / r shows) on every weight lora.targets can name, with B drawn nonzero, and
+    checks their A and B. Building a Check twice gives the same numbers, masks and batch."""
+
+    def __init__(self, variant, arch, vocab_sizes=(7, 9), label_smoothing=0.1, weights=None):
+        from minitx.config import LORA_TARGETS
+        from minitx.lora import LoRA
+        from minitx.model import Transformer, layer_set
+
+        self.variant = variant
+        self.label_smoothing = label_smoothing
+        cfg = SimpleNamespace(**vars(arch), norm=variant.norm, tie_output=variant.tie_output, fused=variant.fused)
+        src_vocab, tgt_vocab = vocab_sizes
+        self.model = Transformer(cfg, src_vocab, tgt_vocab, 0, np.random.default_rng(1), np.float64)
+        if weights is None:
+            trained_looking(self.model, np.random.default_rng(2))
+        elif weights != "initial":
+            for name, p in self.model.params.items():
+                p[...] = weights[name]
+        self.loss = layer_set(variant.fused).cross_entropy(0, label_smoothing)
+        rng = np.random.default_rng(0)
+        self.src = rng.integers(1, src_vocab, size=(2, 6))
+        self.src[1, 4:] = 0  # padding in the source
+        tgt = rng.integers(1, tgt_vocab, size=(2, 5))
+        tgt[0, 3:] = 0  # padding in the target; T = 4 != S = 6
+        self.tgt_in, self.tgt_out = tgt[:, :-1], tgt[:, 1:]
+        self.adapters = None
+        if variant.lora:
+            self.adapters = LoRA(self.model, LORA_TARGETS, rank=2, alpha=3.0, rng=np.random.default_rng(3))
+            for name, B in self.adapters.params.items():
+                if name.endswith(".B"):
+                    B[...] = rng.standard_normal(B.shape)  # nonzero, so that dA is not trivially 0
+        # Dropout acts in the model checks; the LoRA check runs the model in evaluation mode,
+        # as its fine-tuning tests do.
+        self.model.train(not variant.lora)
+        self.loss_value = with_fixed_dropout(self.model, self._loss)
+
+    def _loss(self):
+        if self.adapters:
+            self.adapters.forward()
+        return self.loss.forward(self.model.forward(self.src, self.tgt_in), self.tgt_out)
+
+    @property
+    def checked(self):
+        """name -> array of every tensor this check compares: the adapters' or the model's."""
+        return (self.adapters or self.model).params
+
+    def objects(self):
+        """(dotted name, object) for everything whose backward this check exercises: the loss
+        and every layer of the model, or for LoRA the adapters (minitx.mutants plants here)."""
+        if self.adapters:
+            return list(self.adapters.named_modules())
+        return [("loss", self.loss), *self.model.named_modules()]
+
+    def gradients(self):
+        """One forward and backward: name -> analytic gradient of every checked tensor."""
+        self.model.zero_grad()
+        if self.adapters:
+            self.adapters.zero_grad()
+        self.loss_value()
+        self.model.backward(self.loss.backward())
+        if self.adapters:
+            self.adapters.backward()
+        return {name: g.copy() for name, g in (self.adapters or self.model).grads.items()}
+
+    def probes(self, sample=0):
+        """The numeric gradients: every entry, or `sample` seeded entries per tensor."""
+        return probe_all(self.loss_value, self.checked, sample)
+
+    def rows(self, sample=0):
+        return rows_against(self.probes(sample), self.gradients())
+
+    def title(self, sample=0):
+        """The line above this check's table: what is checked, and how many entries probed."""
+        sizes = [p.size for p in self.checked.values()]
+        if sample:
+            entries = f"{sum(min(n, sample) for n in sizes)} entries probed (up to {sample} per tensor)"
+        else:
+            entries = "every entry probed"
+        v = self.variant
+        impl = "fused layers (minitx.nn.fused)" if v.fused else "plain layers (minitx.nn)"
+        shape = f"{v.norm}-norm, {'tied' if v.tie_output else 'untied'} output"
+        if v.lora:
+            what = f"LoRA adapters (rank 2, alpha 3, on every projection and ff), {impl}, {shape}, dropout off"
+        else:
+            what = f"{impl}: {shape}, dropout {self.model.encoder.dropout.p}"
+        return f"{what}, label smoothing {self.label_smoothing}: {len(sizes)} tensors, {sum(sizes)} parameters, {entries}"
 
 
 def format_table(rows, title=None):
@@ -165,56 +362,69 @@ def format_table(rows, title=None):
     return "\n".join(lines)
 
 
-def tables(config_name):
-    """Yield (title, rows) for every table `minitx gradcheck CONFIG` prints: a small float64 copy
-    of the configured architecture, checked in both implementations (the plain layers of
-    minitx.nn and the fused ones), each in all four variants (pre/post norm x tied/untied
-    output), with dropout 0.1, label smoothing, padding in source and target, and S != T; then
-    LoRA adapters on every weight lora.targets can name, with alpha != r so that a forgotten
-    scale alpha / r would show."""
-    from types import SimpleNamespace
-
-    from minitx.config import LORA_TARGETS, load_config, resolve_config_path
-    from minitx.lora import LoRA
-    from minitx.model import Transformer, layer_set
+def config_checks(config_name):
+    """The nine Checks `minitx gradcheck CONFIG` runs: a small float64 copy of the configured
+    architecture (its depth and, up to two, its heads), plain and fused, each in all four
+    variants (pre/post norm x tied/untied output), with dropout 0.1 and label smoothing; then
+    LoRA adapters."""
+    from minitx.config import load_config, resolve_config_path
 
     cfg = load_config(resolve_config_path(config_name))
-    m = cfg.model
-    # Same depth as the config, but narrow enough that finite differences take seconds.
-    n_heads = 2 if m.n_heads > 1 else 1
-    small = dict(d_model=4 * n_heads, n_heads=n_heads, d_ff=16, n_enc_layers=m.n_enc_layers,
-                 n_dec_layers=m.n_dec_layers, dropout=0.1, max_len=16, causal=True)
+    arch = small_architecture(cfg.model.n_enc_layers, cfg.model.n_dec_layers, 2 if cfg.model.n_heads > 1 else 1)
     eps = cfg.train.label_smoothing or 0.1
-    rng = np.random.default_rng(0)
-    src = rng.integers(1, 7, size=(2, 6))
-    src[1, 4:] = 0  # padding in the source
-    tgt = rng.integers(1, 9, size=(2, 5))
-    tgt[0, 3:] = 0  # padding in the target; T = 4 != S = 6
-    for fused in (False, True):
-        impl = "fused layers (minitx.nn.fused)" if fused else "plain layers (minitx.nn)"
-        for norm in ("pre", "post"):
-            for tie in (True, False):
-                model_cfg = SimpleNamespace(norm=norm, tie_output=tie, fused=fused, **small)
-                model = Transformer(model_cfg, 7, 9, 0, np.random.default_rng(1), np.float64)
-                rows = check_model(model, layer_set(fused).cross_entropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
-                yield (f"{impl}: {norm}-norm, {'tied' if tie else 'untied'} output, dropout {small['dropout']}, "
-                       f"label smoothing {eps}: {len(rows)} tensors, {model.n_params()} parameters"), rows
-    model_cfg = SimpleNamespace(norm="pre", tie_output=True, fused=False, **small)
-    model = Transformer(model_cfg, 7, 9, 0, np.random.default_rng(1), np.float64)
-    adapters = LoRA(model, LORA_TARGETS, rank=2, alpha=3.0, rng=np.random.default_rng(2))
-    for name, B in adapters.params.items():
-        if name.endswith(".B"):
-            B[...] = rng.standard_normal(B.shape)  # nonzero, so that dA is not trivially 0
-    rows = check_lora(model, adapters, layer_set(False).cross_entropy(0, eps), src, tgt[:, :-1], tgt[:, 1:])
-    yield (f"LoRA adapters (rank 2, alpha 3, on {', '.join(LORA_TARGETS)}), plain layers, pre-norm, tied output, "
-           f"dropout {small['dropout']}: {len(rows)} tensors, {adapters.n_params()} parameters"), rows
+    return [Check(variant, arch, label_smoothing=eps) for variant in VARIANTS]
 
 
-def run_cli(config_name):
-    """`minitx gradcheck [CONFIG]`: print every table of `tables`; returns 1 if any row fails."""
+def run_checks(run_dir):
+    """The Checks `minitx gradcheck RUN_DIR` runs, at the run's own weights in float64 and at
+    its full size: plain and fused in the run's variant, then LoRA adapters on those weights.
+    Dropout and label smoothing are the run's, or 0.1 where the run has none, so that their
+    backward is checked too."""
+    from minitx.inference import load_run
+
+    cfg, trained, task = load_run(run_dir, need_data=False)
+    m = cfg.model
+    arch = SimpleNamespace(d_model=m.d_model, n_heads=m.n_heads, d_ff=m.d_ff, n_enc_layers=m.n_enc_layers,
+                           n_dec_layers=m.n_dec_layers, dropout=m.dropout or 0.1, max_len=m.max_len, causal=m.causal)
+    weights = {name: p.astype(np.float64) for name, p in trained.params.items()}
+    sizes = (len(task.src_vocab), len(task.tgt_vocab))
+    eps = cfg.train.label_smoothing or 0.1
+    variants = [Variant(fused, m.norm, m.tie_output) for fused in (False, True)] + [Variant(False, m.norm, m.tie_output, lora=True)]
+    return [Check(variant, arch, sizes, eps, weights) for variant in variants]
+
+
+def tables(config_name, sample=0):
+    """Yield (title, rows) for every table `minitx gradcheck CONFIG` prints."""
+    for check in config_checks(config_name):
+        rows = check.rows(sample)
+        yield check.title(sample), rows
+
+
+def run_cli(target, sample=None):
+    """`minitx gradcheck [CONFIG | RUN_DIR] [--sample N]`: print every table; returns 1 if any
+    row fails. A run directory is checked at its own weights, probing RUN_SAMPLE entries per
+    tensor unless `sample` says otherwise; a config probes every entry."""
+    import textwrap
+    from pathlib import Path
+
+    is_run = Path(target).is_dir()
+    if is_run:
+        sample = RUN_SAMPLE if sample is None else sample
+        checks = run_checks(target)
+        print(textwrap.fill(f"Checking the trained weights of {target}, in float64, on a batch of random token ids; "
+                            f"dropout and label smoothing as titled.", 100))
+    else:
+        sample = sample or 0
+        checks = config_checks(target)
+        print(textwrap.fill(f"Checking a small float64 copy of {target}'s architecture at trained-looking parameter "
+                            f"values (gains drawn from {GAIN_RANGE[0]} to {GAIN_RANGE[1]}, biases with deviation "
+                            f"{BIAS_SCALE}, seeded), not at its initial ones.", 100))
+    print("every entry of every tensor is probed" if not sample else
+          f"probing a seeded sample of up to {sample} entries per tensor (--sample 0 probes every entry)")
     worst, failed = 0.0, 0
-    for title, rows in tables(config_name):
-        print(format_table(rows, "\n" + title))
+    for check in checks:
+        rows = check.rows(sample)
+        print(format_table(rows, "\n" + check.title(sample)))
         worst = max([worst] + [r.rel_error for r in rows])
         failed += sum(not r.ok for r in rows)
     print(f"\nworst relative error {worst:.2e} (threshold {THRESHOLD:.0e}); {failed} tensors failed")

@@ -298,7 +298,8 @@ class Encoder(Stack):
         """dmemory (B, S, D), already summed over every decoder layer -> None."""
         # forward: return self.norm.forward(x) if self.norm else x
         dx = self.norm.backward(dmemory) if self.norm else dmemory  # (B, S, D)
-        # forward: x = layer.forward(x, src_mask), for each layer
+        # forward: for layer in self.layers:
+        # forward:     x = layer.forward(x, src_mask)
         for layer in reversed(self.layers):
             dx = layer.backward(dx)  # (B, S, D)
         # forward: x = self.embed(src)
@@ -330,7 +331,8 @@ class Decoder(Stack):
         # forward: y = self.norm.forward(y)
         if self.norm:
             dy = self.norm.backward(dy)  # (B, T, D)
-        # forward: y = layer.forward(y, memory, tgt_mask, src_mask), for each layer
+        # forward: for layer in self.layers:
+        # forward:     y = layer.forward(y, memory, tgt_mask, src_mask)
         dmemory = 0
         for layer in reversed(self.layers):
             dy, dmemory_layer = layer.backward(dy)  # (B, T, D), (B, S, D)
@@ -394,7 +396,7 @@ class Transformer(Module):
 
     def backward(self, dlogits):
         """The forward read in reverse: decoder first, then the encoder with the summed dmemory."""
-        # forward (in decode): return self.decoder.forward(tgt_in, memory, ...)
+        # forward (in decode): return self.decoder.forward(tgt_in, memory, self.target_mask(tgt_in), src_mask)
         dmemory = self.decoder.backward(dlogits)  # (B, S, D)
         # forward (in encode): return self.encoder.forward(src, src_mask), src_mask
         self.encoder.backward(dmemory)

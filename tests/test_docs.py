@@ -1,12 +1,19 @@
-"""The docs cannot drift from the code: every relative link resolves, and the README's sample of
-the gradient check matches a fresh check."""
+"""The docs cannot drift from the code: every relative link resolves, and the gradient check's
+output shown in README.md and docs/backward.md (written by scripts/make_gradcheck_doc.py)
+matches a fresh check."""
 
+import importlib.util
 import re
 from pathlib import Path
+
+import numpy as np
 
 from minitx import gradcheck
 
 REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("make_gradcheck_doc", REPO / "scripts" / "make_gradcheck_doc.py")
+make_gradcheck_doc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make_gradcheck_doc)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -29,25 +36,37 @@ def test_every_relative_link_in_the_docs_points_at_a_file():
     assert not broken, "links to missing files:\n" + "\n".join(broken)
 
 
-def readme_block_after(heading):
-    """The first ``` block after `heading` in the README, as lines."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index(heading):]
-    start = section.index("```\n") + 4
-    return section[start:section.index("```", start)].splitlines()
+def fresh_rows():
+    """The first table `gradcheck tiny` prints (plain, pre-norm, tied output), probed as the
+    tests probe: every tensor the docs show has at most SAMPLE entries, so it is probed whole and
+    its row is the one the full check prints."""
+    check = gradcheck.config_checks("tiny")[0]
+    return check.title(), {r.name: r for r in check.rows(gradcheck.SAMPLE)}
 
 
-def test_the_readme_gradcheck_sample_matches_a_fresh_check():
-    block = readme_block_after("## Gradient checks")
-    title, rows = next(gradcheck.tables("tiny"))  # the first table: plain, pre-norm, tied output
-    assert block[0] == title, f"README shows {block[0]!r}, the check prints {title!r}"
-    fresh = {r.name: r for r in rows}
-    sample = [line.split() for line in block[2:] if line.split() and line.split()[0] in fresh]
-    assert len(sample) >= 4, block
-    for name, shape, rel_error, _, ok in sample:
+def assert_rows_match(lines, fresh):
+    """Every table row among `lines` against the fresh check's row of that name."""
+    shown = [line.split() for line in lines if line.split() and line.split()[0] in fresh]
+    assert shown, lines
+    for name, shape, rel_error, _, ok in shown:
         r = fresh[name]
         assert shape == "x".join(map(str, r.shape)) and ok == ("yes" if r.ok else "NO"), (name, shape, ok, r)
-        # The digits are rounding noise; their size is not.
-        ratio = float(rel_error) / max(r.rel_error, 1e-300)
-        assert 0.1 < ratio < 10, f"{name}: README shows {rel_error}, a fresh check gives {r.rel_error:.2e}"
-    assert block[-1].endswith("(threshold 1e-06); 0 tensors failed"), block[-1]
+        assert r.probed == np.prod(r.shape), f"{name}: the docs may show only tensors the sampled check probes whole"
+        # The digits are rounding noise; their size is not, unless both are the noise of an
+        # exact zero, far below anything the check could mistake for an error.
+        if max(float(rel_error), r.rel_error) > 1e-12:
+            ratio = float(rel_error) / max(r.rel_error, 1e-300)
+            assert 0.1 < ratio < 10, f"{name}: the docs show {rel_error}, a fresh check gives {r.rel_error:.2e}"
+    return shown
+
+
+def test_the_gradcheck_samples_in_the_docs_match_a_fresh_check():
+    title, fresh = fresh_rows()
+    readme = make_gradcheck_doc.block_lines((REPO / "README.md").read_text(), "gradcheck sample")
+    backward = (REPO / "docs" / "backward.md").read_text()
+    assert readme[0] == title, f"README shows {readme[0]!r}, the check prints {title!r}"
+    assert len(assert_rows_match(readme, fresh)) >= 4, readme
+    assert readme[-1].endswith("(threshold 1e-06); 0 tensors failed"), readme[-1]
+    assert make_gradcheck_doc.block_lines(backward, "gradcheck sample") == readme, "backward.md section 21 differs from the README"
+    key_rows = assert_rows_match(make_gradcheck_doc.block_lines(backward, "key.b rows"), fresh)
+    assert sorted(row[0] for row in key_rows) == sorted(n for n in fresh if n.endswith(".key.b")), key_rows

@@ -1,15 +1,20 @@
-"""The whole model: every parameter against the full loss, in every architecture variant, and a
-planted bug the checker must catch."""
+"""The whole model: every parameter against the full loss, at trained-looking values, in every
+architecture variant; the values themselves; and planted bugs the checker must catch (the full
+catalogue of planted slips is tests/test_mutants.py)."""
 
 import numpy as np
 import pytest
 
 from helpers import assert_gradients_match, padded_batch, small_model_config
+from minitx import gradcheck
 from minitx.nn import attention
+from minitx.cli import main
 from minitx.gradcheck import check_layer, check_model, compare, numerical_gradient, rel_error
+from minitx.inference import load_run
 from minitx.nn import PLAIN, Dropout
 from minitx.nn.loss import CrossEntropy
-from minitx.model import DecoderLayer, Transformer, causal_mask, layer_set, padding_mask
+from minitx.model import DecoderLayer, Transformer, causal_mask, padding_mask
+from minitx.train import train
 
 
 def make_batch(rng):
@@ -19,28 +24,39 @@ def make_batch(rng):
     return src, tgt[:, :-1], tgt[:, 1:]
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
-@pytest.mark.parametrize("norm", ["pre", "post"])
-@pytest.mark.parametrize("tie_output", [True, False])
-def test_every_parameter_of_the_model_with_dropout_on(norm, tie_output, fused):
-    rng = np.random.default_rng(0)
-    cfg = small_model_config(norm=norm, tie_output=tie_output, dropout=0.1, fused=fused)
-    model = Transformer(cfg, src_vocab_size=7, tgt_vocab_size=9, pad_id=0, rng=rng, dtype=np.float64)
-    src, tgt_in, tgt_out = make_batch(rng)
-    # Dropout really acts in this check: training-mode logits differ from evaluation-mode ones.
-    dropped = model.train(True).forward(src, tgt_in)
-    kept = model.train(False).forward(src, tgt_in)
-    assert np.abs(dropped - kept).max() > 1e-3, "dropout changed nothing; the check would not cover it"
-    rows = check_model(model, layer_set(fused).cross_entropy(pad_id=0, label_smoothing=0.1), src, tgt_in, tgt_out)
-    assert {r.name for r in rows} == set(model.params)
+@pytest.mark.parametrize("variant", gradcheck.VARIANTS, ids=str)
+def test_every_parameter_of_the_model_at_trained_looking_values(variant):
+    check = gradcheck.Check(variant, gradcheck.small_architecture())
+    if not variant.lora:
+        # Dropout really acts in this check: training-mode logits differ from evaluation-mode ones.
+        dropped = check.model.train(True).forward(check.src, check.tgt_in)
+        kept = check.model.train(False).forward(check.src, check.tgt_in)
+        check.model.train(True)
+        assert np.abs(dropped - kept).max() > 1e-3, "dropout changed nothing; the check would not cover it"
+    rows = check.rows(gradcheck.SAMPLE)
+    assert {r.name for r in rows} == set(check.checked)
     assert_gradients_match(rows)
+
+
+@pytest.mark.parametrize("tie_output", [True, False], ids=["tied", "untied"])
+def test_trained_looking_values_have_no_gain_of_one_and_no_bias_of_zero(tie_output):
+    model = Transformer(small_model_config(tie_output=tie_output), 7, 9, 0, np.random.default_rng(1), np.float64)
+    gradcheck.trained_looking(model, np.random.default_rng(2))
+    gains = np.concatenate([p for name, p in model.params.items() if name.endswith("gamma")])
+    biases = np.concatenate([p for name, p in model.params.items() if p.ndim == 1 and not name.endswith("gamma")])
+    assert gains.min() >= 0.5 and gains.max() <= 1.5 and gains.std() > 0.2, (gains.min(), gains.max(), gains.std())
+    assert np.abs(biases).mean() > 0.15 and np.abs(biases).min() > 0, np.abs(biases).mean()
+    # The padding rows as training leaves them: only a tied output moves the target's away from 0.
+    assert not model.params["encoder.embedding.W"][0].any()
+    pad_row = model.params["decoder.embedding.W"][0]
+    assert pad_row.any() if tie_output else not pad_row.any(), pad_row
 
 
 def test_checker_catches_a_dropout_backward_that_ignores_the_mask(monkeypatch):
     monkeypatch.setattr(Dropout, "backward", lambda self, dout: dout)  # wrong: dx = dout * mask
     rng = np.random.default_rng(5)
     model = Transformer(small_model_config(dropout=0.3), 7, 9, 0, rng, np.float64)
-    rows = check_model(model, CrossEntropy(0), *make_batch(rng))
+    rows = check_model(model, CrossEntropy(0), *make_batch(rng), sample=gradcheck.SAMPLE)
     worst = max(rows, key=lambda r: r.rel_error)
     assert worst.rel_error > 1e-2, f"a dropout backward without its mask passed: worst {worst}"
 
@@ -107,7 +123,7 @@ def test_checker_catches_a_planted_wrong_backward(monkeypatch):
     rng = np.random.default_rng(3)
     monkeypatch.setattr(attention.ScaledDotProductAttention, "backward", broken_softmax_backward)
     model = Transformer(small_model_config(), 7, 9, 0, rng, np.float64)
-    rows = check_model(model, CrossEntropy(0), *make_batch(rng))
+    rows = check_model(model, CrossEntropy(0), *make_batch(rng), sample=gradcheck.SAMPLE)
     failed = {r.name for r in rows if not r.ok}
     assert "encoder.layers.0.self_attn.query.W" in failed and "decoder.layers.0.cross_attn.key.W" in failed, failed
     worst = max(r.rel_error for r in rows)
@@ -138,3 +154,18 @@ def test_a_plain_sum_loss_would_hide_a_bug_that_random_weights_expose(monkeypatc
     assert sum_rows[0].max_abs_diff < 1e-9, f"a sum loss sees no difference: {sum_rows[0]}"
     rows = check_layer(layer, [q, k, v.copy()], rng)
     assert rows[0].rel_error > 1e-2, f"a random upstream gradient exposes it: {rows[0]}"
+
+
+def test_a_trained_run_is_checked_at_its_own_weights(tmp_path, capsys):
+    run_dir = train("tiny", ["model.d_model=16", "model.d_ff=32", "data.n_valid=20", "data.n_test=20", "train.steps=20",
+                             "train.warmup=10", "train.eval_every=20"], out=tmp_path / "run", quiet=True)
+    capsys.readouterr()
+    checks = gradcheck.run_checks(run_dir)
+    _, trained, _ = load_run(run_dir, need_data=False)
+    assert [str(c.variant) for c in checks] == ["plain-pre-tied", "fused-pre-tied", "lora"]
+    for name, p in trained.params.items():
+        assert np.array_equal(checks[0].model.params[name], p.astype(np.float64)), name
+    assert main(["gradcheck", str(run_dir), "--sample", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"Checking the trained weights of {run_dir}" in out and "entries probed (up to 2 per tensor)" in out, out
+    assert out.rstrip().endswith("0 tensors failed"), out

@@ -87,7 +87,7 @@ class ScaledDotProductAttention(Module):
         # forward: scores = np.where(mask, scores, MASKED)
         if mask is not None:
             dscores = np.where(mask, dscores, 0.0)  # (B, H, T, S)
-        # forward: scores = q @ k^T / sqrt(K)
+        # forward: scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(K)
         dq = dscores @ k / math.sqrt(K)  # (B, H, T, K)
         dk = dscores.transpose(0, 1, 3, 2) @ q / math.sqrt(K)  # (B, H, S, K)
         return dq, dk, dv

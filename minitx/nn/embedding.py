@@ -36,7 +36,7 @@ class Embedding(Module):
         """
         ids = self.cache
         not_pad = (ids != self.pad_id)[..., None]  # (B, L, 1)
-        # forward: y = W[ids]
+        # forward: return self.params["W"][ids]
         np.add.at(self.grads["W"], ids, dout * not_pad)  # (V, D), one row added per position
         return None
 
@@ -65,7 +65,7 @@ class TiedOutput(Module):
         B, T, V = dlogits.shape
         E = self.embedding.params["W"]  # (V, D)
         dlogits_rows = dlogits.reshape(B * T, V)  # (B*T, V)
-        # forward: logits_rows = h_rows @ E^T
+        # forward: logits_rows = h_rows @ E.T
         self.embedding.grads["W"] += dlogits_rows.T @ h_rows  # (V, D)
         dh_rows = dlogits_rows @ E  # (B*T, D)
         return dh_rows.reshape(B, T, E.shape[1])  # (B, T, D)

@@ -114,26 +114,40 @@ class FusedLinear(Linear):
 
 
 class FusedReLU(ReLU):
-    """Replaces `np.maximum(x, 0)` and `dout * (x > 0)` with x * (x > 0) computed in x's memory
-    and dout * (x > 0) in dout's (trick 3). Only FusedFeedForward uses it, where both arrays are
-    fresh results of its own Linear layers that nobody else holds. (Multiplying by the mask
+    """Replaces `np.maximum(x, 0)` and `dout * (x > 0)` with the products x * (x > 0) and
+    dout * (x > 0), which a caller may have written into an array of its own with `out=`
+    (trick 3): in place, the (B, L, F) activations and their gradient need no second array.
+    Only FusedFeedForward passes `out=`, and only for arrays it made itself; without it, the
+    layer writes into neither its input nor the gradient it was handed. (Multiplying by the mask
     leaves -0.0 where x < 0: equal to 0 in every comparison and product.)"""
 
-    def forward(self, x):
+    def forward(self, x, out=None):
         positive = x > 0
         self.cache = positive
-        return np.multiply(x, positive, out=x)
+        return np.multiply(x, positive, out=out)
 
-    def backward(self, dout):
-        return np.multiply(dout, self.cache, out=dout)
+    def backward(self, dout, out=None):
+        return np.multiply(dout, self.cache, out=out)
 
 
 class FusedFeedForward(FeedForward):
     """FeedForward built by its own constructor from FusedLinear and FusedReLU (the same
-    parameters, drawn in the same order from rng)."""
+    parameters, drawn in the same order from rng). Replaces the plain `a = self.relu.forward(h)`
+    and `dh = self.relu.backward(da)` with the ReLU applied in place to h and to da: both are
+    new arrays of this layer's own Linear children, which nobody else holds."""
 
     linear_class = FusedLinear
     relu_class = FusedReLU
+
+    def forward(self, x):
+        h = self.lin1.forward(x)  # (B, L, F), a new array
+        a = self.relu.forward(h, out=h)  # (B, L, F), in h's memory
+        return self.lin2.forward(a)  # (B, L, D)
+
+    def backward(self, dout):
+        da = self.lin2.backward(dout)  # (B, L, F), a new array
+        dh = self.relu.backward(da, out=da)  # (B, L, F), in da's memory
+        return self.lin1.backward(dh)  # (B, L, D)
 
 
 class FusedLayerNorm(LayerNorm):
@@ -278,7 +292,7 @@ class FusedCrossAttention(MultiHeadAttention):
         dconcat = (dy_rows @ self.output.params["W"].T).reshape(B, T, self.n_heads, D // self.n_heads)  # (B, T, H, K)
         self.attention.backward(dconcat.transpose(0, 2, 1, 3), out)
 
-    def _weight_grads(self, x, dy_rows, names):
+    def _weights_backward(self, x, dy_rows, names):
         """Undo the weights of one fused projection y = x @ [W_a | ...] + [b_a | ...]:
         x (B, L, D), dy_rows (B*L, nD) -> fills each named Linear's dW and db."""
         D = x.shape[-1]
@@ -299,8 +313,8 @@ class FusedCrossAttention(MultiHeadAttention):
         dk_heads, dv_heads = dkv.transpose(2, 0, 3, 1, 4)  # (B, H, S, K) views, each
         self._attend_backward(dy, out=(dq.transpose(0, 2, 1, 3), dk_heads, dv_heads))
         dq, dkv = dq.reshape(B * T, D), dkv.reshape(B * S, 2 * D)  # (B*T, D), (B*S, 2D)
-        self._weight_grads(x_q, dq, ["query"])
-        self._weight_grads(x_kv, dkv, ["key", "value"])
+        self._weights_backward(x_q, dq, ["query"])
+        self._weights_backward(x_kv, dkv, ["key", "value"])
         dx_q = (dq @ self.query.params["W"].T).reshape(B, T, D)  # (B, T, D)
         dx_kv = (dkv @ W_kv.T).reshape(B, S, D)  # (B, S, D)
         return dx_q, dx_kv
@@ -329,7 +343,7 @@ class FusedSelfAttention(FusedCrossAttention):
         dqkv = np.empty((B, L, 3, H, D // H), dtype=dy.dtype)  # (B, L, 3, H, K)
         self._attend_backward(dy, out=tuple(dqkv.transpose(2, 0, 3, 1, 4)))  # dq, dk, dv views (B, H, L, K)
         dqkv = dqkv.reshape(B * L, 3 * D)  # (B*L, 3D)
-        self._weight_grads(x, dqkv, ["query", "key", "value"])
+        self._weights_backward(x, dqkv, ["query", "key", "value"])
         dx_q = (dqkv[:, :D] @ W_qkv[:, :D].T).reshape(B, L, D)  # (B, L, D)
         dx_kv = (dqkv[:, D:] @ W_qkv[:, D:].T).reshape(B, L, D)  # (B, L, D)
         return dx_q, dx_kv

@@ -37,11 +37,12 @@ class LayerNorm(Module):
         """
         xhat, rstd = self.cache
         D = xhat.shape[-1]
-        # forward: y = gamma * xhat + beta
+        # forward: y = self.params["gamma"] * xhat + self.params["beta"]
         self.grads["gamma"] += (dout * xhat).reshape(-1, D).sum(axis=0)  # (D,)
         self.grads["beta"] += dout.reshape(-1, D).sum(axis=0)  # (D,)
         dxhat = dout * self.params["gamma"]  # (..., D)
-        # forward: xhat = (x - mean) * rstd, and mean, var and rstd are functions of x too
+        # forward: xhat = (x - mean) * rstd
+        # (mean, var and rstd are functions of x too: x reaches xhat along three paths)
         through_mean = dxhat.mean(axis=-1, keepdims=True)  # (..., 1): the path through mean
         through_var = xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)  # (..., D): through var and rstd
         dx = rstd * (dxhat - through_mean - through_var)  # (..., D)

@@ -65,7 +65,7 @@ class ReLU(Module):
     def backward(self, dout):
         """y = max(x, 0)  =>  dx = dout where x > 0, and 0 elsewhere."""
         x = self.cache
-        # forward: y = max(x, 0)
+        # forward: return np.maximum(x, 0)
         dx = dout * (x > 0)
         return dx
 
@@ -96,7 +96,7 @@ class Dropout(Module):
         mask = self.cache
         if mask is None:
             return dout
-        # forward: y = x * mask
+        # forward: return x * mask
         dx = dout * mask
         return dx
 

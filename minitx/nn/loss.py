@@ -48,6 +48,8 @@ class CrossEntropy:
         """
         logp, q, valid, n = self.cache
         weight = valid[..., None].astype(logp.dtype) / n  # (B, T, 1): 1/n, or 0 on padding
-        # forward: per_token = -(q * logp).sum(axis=-1), then float((per_token * valid).sum() / n)
+        # forward: return float((per_token * valid).sum() / n)
+        # forward: per_token = -(q * logp).sum(axis=-1)
+        # forward: logp = log_softmax(logits)
         dlogits = (np.exp(logp) - q) * weight  # (B, T, V)
         return dlogits
