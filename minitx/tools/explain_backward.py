@@ -341,7 +341,7 @@ def walk_backward(model, task, cfg, text, kind="cross", layer=0, head=0, run_nam
     steps.append(Step(f"8. Through scores = q @ k^T / sqrt(K): dq = dscores @ k / sqrt(K) and dk = dscores^T @ q / sqrt(K). "
                       f"The forward divided every score by sqrt(K) = {math.sqrt(K):.4g}, so both gradients are divided "
                       f"by it too; dq sums over the keys, dk over the queries.",
-                      code_block(SDPA, "forward: scores = q @ k^T / sqrt(K)"), parts=[
+                      code_block(SDPA, "forward: scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(K)"), parts=[
         f"  dq   (rows, K) = {dq.shape}{unit_dq}", shown_dq, gradient_agrees(f"the model's dq[:, {head}]", dq, dq_model[0, head]),
         f"  dk   (keys, K) = {dk.shape}{unit_dk}", shown_dk, gradient_agrees(f"the model's dk[:, {head}]", dk, dk_model[0, head])],
         where=SDPA))
