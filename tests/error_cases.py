@@ -332,3 +332,48 @@ CASES += [
     ("a trace batch larger than memory", lambda: ["trace", str(TINY), "--batch", "1000000000000"],
      r"--batch 1000000000000: the activations of one pass over 1000000000000 sequences"),
 ]
+
+
+def exercise_file(name, *changes):
+    """A solved exercise file in my_exercises/ with the changes (old, new, old, new, ...) made
+    in it; returns the command line that grades it."""
+    from exercise_solutions import solved
+    from minitx.exercises.catalog import BY_NAME
+    from minitx.exercises.command import skeleton
+
+    text = solved(name, skeleton(BY_NAME[name]))
+    for old, new in zip(changes[::2], changes[1::2]):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    Path("my_exercises").mkdir(exist_ok=True)
+    Path("my_exercises", f"{name}.py").write_text(text)
+    return ["exercise", name]
+
+
+# A learner's exercise file is user input too. (A file that never returns is stopped after
+# minitx.exercises.room's time limit with one line; tests/test_exercises.py checks it with a
+# shorter limit, since here it would take the whole limit.)
+CASES += [
+    ("an exercise that does not exist", lambda: ["exercise", "layer_norm"], r"no exercise 'layer_norm' \(did you mean 'layernorm'\?"),
+    ("an exercise file with a syntax error", lambda: exercise_file("linear", "dx_rows = dout_rows @ W.T", "dx_rows = dout_rows @ W.T +"),
+     r"my_exercises/linear.py: line \d+: SyntaxError: invalid syntax"),
+    ("an exercise whose backward raises", lambda: exercise_file("attention", "dq = dscores @ k / math.sqrt(K)", "dq = dscores @ q / math.sqrt(K)"),
+     r"my_exercises/attention.py: line \d+, in backward: "),
+    ("an exercise that returns a gradient of the wrong shape", lambda: exercise_file("linear", "return dx_rows.reshape(*dout.shape[:-1], W.shape[0])", "return dx_rows"),
+     r"Linear.backward returned dx of shape 8x5, but x is 2x4x5"),
+    ("an exercise that stores a parameter gradient of the wrong shape", lambda: exercise_file("heads", 'self.grads["W_O"] += dW_O', 'self.grads["W_O"] = dW_O[:, :3]'),
+     r"after HeadsAndOutput.backward, grads\['W_O'\] is shape 6x3, but W_O is 6x6"),
+    ("an exercise whose forward was changed", lambda: exercise_file("layernorm", "var + self.eps", "var + 1.0"), r"my_exercises/layernorm.py: .*forward"),
+    ("an exercise whose forward writes into its input", lambda: exercise_file("softmax", "e = np.exp(x - x.max(axis=-1, keepdims=True))", "x -= x.max(axis=-1, keepdims=True)\n        e = np.exp(x)"),
+     r"Softmax.forward writes into `x`; a forward must not change its inputs"),
+    ("an exercise whose backward writes into dout", lambda: exercise_file("softmax", "dx = P * (dout - (dout * P).sum(axis=-1, keepdims=True))", "dout -= (dout * P).sum(axis=-1, keepdims=True)\n        dx = P * dout"),
+     r"Softmax.backward writes into `dout`; a backward must not change what it was handed"),
+    ("an exercise file that calls sys.exit", lambda: exercise_file("linear", "import numpy as np\n", "import numpy as np\nimport sys\nsys.exit(0)\n"), r"my_exercises/linear.py: "),
+    ("an exercise file that calls os._exit", lambda: exercise_file("linear", "        x_rows = self.cache", "        import os\n        os._exit(3)\n        x_rows = self.cache"),
+     r"the process running your file ended \(exit status 3\) in Linear.backward, without returning"),
+    ("an exercise that raises KeyboardInterrupt", lambda: exercise_file("linear", "        x_rows = self.cache", "        raise KeyboardInterrupt('no')\n        x_rows = self.cache"),
+     r"Linear.backward raised KeyboardInterrupt: no"),
+    ("--reset without an exercise name", lambda: ["exercise", "--reset"], r"--reset needs an exercise name"),
+    ("--dir naming a file", lambda: (Path("afile").write_text("x"), ["exercise", "linear", "--dir", "afile"])[1], r"afile: exists and is not a directory \(choose another --dir\)"),
+    ("an unknown bug to --break", lambda: ["exercise", "--break", "softmax-no-rowsum"], r"--break softmax-no-rowsum: no such exercise or bug \(did you mean 'softmax-no-row-sum'\?"),
+]

@@ -224,7 +224,7 @@ def break_it(name):
     else:
         close = difflib.get_close_matches(name, list(BUGS) + list(BY_NAME), n=1)
         suggestion = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"--break {name}: no such exercise or bug ({suggestion}`python -m minitx exercise --break` lists the bugs)")
+        raise UserError(f"--break {name}: no such exercise or bug ({suggestion}`{minitx_command()} exercise --break` lists the bugs)")
     caught = []
     for i, (exercise, bug) in enumerate(planted):
         if i:
