@@ -36,6 +36,7 @@ import numpy as np
 
 from minitx.build import build_model
 from minitx.data import PAD
+from minitx.gradcheck import probe
 from minitx.nn import CrossEntropy, log_softmax
 from minitx.tools.example import make_example
 from minitx.tools.explain import TOLERANCE, agree, check_head, f64, find, is_pre_norm, recording, row_labels
@@ -99,13 +100,7 @@ class Loss64:
     def parameter_difference(self, key, index):
         """The central difference of the loss in this attention's parameter `key` at `index`."""
         p = self.model.params[f"{self.name}.{key}"]
-        old = p[index]
-        p[index] = old + H_STEP
-        up = self()
-        p[index] = old - H_STEP
-        down = self()
-        p[index] = old
-        return (up - down) / (2 * H_STEP)
+        return float(probe(self, p, [np.ravel_multi_index(index, p.shape)], H_STEP)[0])
 
     def output_difference(self, t, j):
         """The central difference of the loss when we add +-h to this attention's output y[t, j]."""
