@@ -3,6 +3,7 @@
     python scripts/check_claims.py                       # seeds 0 1 2, this machine's kernel and one other
     python scripts/check_claims.py --kernels all         # every kernel type this CPU offers
     python scripts/check_claims.py --needs nothing,explain --seeds 0   # the quick ones only
+    python scripts/check_claims.py --experiments         # and docs/lowrank.md's (half an hour a kernel)
 
 (`make claims` runs the first.) OpenBLAS picks its kernels (the hand-written inner loops of every
 matrix product) for the CPU it finds, and each adds the same numbers in its own order, so a model
@@ -10,7 +11,10 @@ trained with another kernel ends with other weights, as it would on a learner's 
 lets a process ask for another kernel type with the environment variable OPENBLAS_CORETYPE, read
 once when NumPy loads; so each (kernel, seed) pair runs in its own process, which trains the
 tour's runs with that seed into RUNS_ROOT/KERNEL/seedN/ (kept: a second check only measures
-again), measures every claim and writes claims.json there. We use a kernel type only if the
+again), measures every claim and writes claims.json there. docs/lowrank.md's claims read
+scripts/lora_experiment.py's and heads_experiment.py's tables, which run three seeds each inside:
+with --experiments we run both once per kernel (into RUNS_ROOT/KERNEL/experiments/) and show
+them in the first seed's column. We use a kernel type only if the
 CPU can run it (its instruction set extensions are in /proc/cpuinfo), if OpenBLAS reports it
 in use (threadpoolctl's `architecture`), and if a fixed float32 matrix product comes out with
 other bits than with the kernels already chosen: two names for one kernel would check nothing
@@ -133,7 +137,7 @@ def worker(seed, root, needs):
         wanted["phrases"] = (str(root / "phrases"), "phrases", [])
     train(wanted, seed)
     tick = time.perf_counter()
-    evidence = claims.Evidence({name: d for name, (d, _, _) in wanted.items()}, seed, root / "outputs")
+    evidence = claims.Evidence({name: d for name, (d, _, _) in wanted.items()}, seed, root / "outputs", root.parent / "experiments")
     results = claims.check(evidence, needs)
     record = {"architecture": architecture, "seed": seed, "seconds": round(time.perf_counter() - tick, 1),
               "claims": {c.name: {"value": claims.shown(v), "holds": ok} for c, v, ok in results}}
@@ -177,12 +181,14 @@ def main(argv=None):
     parser.add_argument("--kernels", default="2",
                         help="how many kernel types (the machine's own first), 'all', or a comma list of OPENBLAS_CORETYPE names")
     parser.add_argument("--needs", default="nothing,explain,tour,phrases",
-                        help="which claims: those needing nothing, the explain run, the tour runs, the phrases run")
+                        help="which claims: those needing nothing, the explain run, the tour runs, the phrases run, "
+                             "the experiments")
+    parser.add_argument("--experiments", action="store_true", help="add docs/lowrank.md's claims (--needs ...,experiments)")
     parser.add_argument("--root", default=str(RUNS_ROOT), help="where the runs are trained (default runs/claims)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    needs = args.needs.split(",")
+    needs = args.needs.split(",") + (["experiments"] if args.experiments and "experiments" not in args.needs else [])
     if args.worker:
         worker(args.seed, args.root, needs)
         return 0
@@ -192,14 +198,15 @@ def main(argv=None):
         kernels = available_kernels(0 if args.kernels == "all" else int(args.kernels))
     print("kernels: " + ", ".join(f"{arch} ({'this machine' + chr(39) + 's own' if name is None else 'OPENBLAS_CORETYPE=' + name})"
                                   for name, arch in kernels), flush=True)
-    if len(kernels) < 2:
+    if len(kernels) < 2 and not args.kernels.replace(",", "").isalpha():
         print("only one kernel type is available here: the claims run on it alone", flush=True)
     records, columns = {}, []
     start = time.perf_counter()
     for name, arch in kernels:
         for seed in args.seeds:
             root = Path(args.root) / arch / f"seed{seed}"
-            command = [sys.executable, __file__, "--worker", "--seed", str(seed), "--root", str(root), "--needs", args.needs]
+            per_seed = [n for n in needs if n != "experiments" or seed == args.seeds[0]]  # the experiments seed themselves
+            command = [sys.executable, __file__, "--worker", "--seed", str(seed), "--root", str(root), "--needs", ",".join(per_seed)]
             subprocess.run(command, env=environment(name), check=True)
             record = json.loads((root / "claims.json").read_text())
             if record["architecture"] != arch:

@@ -16,6 +16,8 @@ A claim needs one of:
     "explain"   the explain run (a few seconds to train): these run in `make test` too
     "tour"      all four tour runs
     "phrases"   a run of configs/phrases.yaml, as scripts/make_pictures.py trains for its pictures
+    "experiments"  scripts/lora_experiment.py and scripts/heads_experiment.py, run afresh (their own
+                three seeds inside; half an hour): the claims of docs/lowrank.md
 Each measure takes an Evidence: the runs of one seed on one BLAS kernel, and the tour commands'
 outputs on them, each command run once when a claim first asks for it.
 """
@@ -34,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import lowrank_read  # noqa: E402
 import tour  # noqa: E402
 import tour_read as read  # noqa: E402
 
@@ -67,8 +70,8 @@ class Evidence:
     command runs in this process, once, when first asked for, and its output is kept (and
     written to `outputs`/NAME.txt when given)."""
 
-    def __init__(self, runs=None, seed=0, outputs=None):
-        self.runs, self.seed, self.outputs = runs or {}, seed, outputs
+    def __init__(self, runs=None, seed=0, outputs=None, experiments=None):
+        self.runs, self.seed, self.outputs, self.experiments = runs or {}, seed, outputs, experiments
         self.texts = {}
         self.cache = {}  # what more than one measure reads, measured once
         self._chosen = None
@@ -85,6 +88,24 @@ class Evidence:
             if self.outputs:
                 Path(self.outputs).mkdir(parents=True, exist_ok=True)
                 (Path(self.outputs) / f"{name}.txt").write_text(self.texts[name])
+        return self.texts[name]
+
+
+    def experiment(self, name):
+        """The tables scripts/NAME.py writes (lora_experiment, heads_experiment), from a run of it
+        into `experiments`/NAME/, made when first asked for (minutes: it trains dozens of runs)."""
+        if name not in self.texts:
+            out = Path(self.experiments) / name
+            table = out / f"{name}.md"
+            if not table.exists():
+                import shutil
+                import subprocess
+
+                if out.exists():
+                    shutil.rmtree(out)  # an earlier attempt that did not finish; ours to remove
+                subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / f"{name}.py"), "--out", str(out)],
+                               cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+            self.texts[name] = table.read_text()
         return self.texts[name]
 
 
@@ -380,17 +401,17 @@ ALIKE = [frozenset(p) for p in [
     ("seventy", "ninety"), ("twelve", "thirteen"), ("thirteen", "fourteen"), ("fourteen", "fifteen"),
     ("fifteen", "sixteen"), ("eleven", "twelve"), ("seventeen", "eighteen"), ("eighteen", "nineteen"),
     ("seventeen", "nineteen"), ("ten", "seventeen"), ("ten", "eighteen"), ("ten", "nineteen"),
-    ("sixty", "seventy"), ("eighty", "ninety"),
+    ("sixty", "seventy"), ("eighty", "ninety"), ("seventy", "eighty"),
 ]]
 
 
 def embeddings_pairs(ev):
-    """(the pairs of source words whose change W - W_0 is most similar, as long as it is at
-    least twice the chance level, and how many of them are ALIKE)."""
-    _, _, chance, neighbours = read.embeddings_change(ev.output("embeddings-numbers-change"))
-    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near if s >= 2 * chance}
-    alike = sum(p in ALIKE for p in pairs)
-    return len(pairs), alike
+    """The five pairs of source words whose changes W - W_0 are most alike, with how many of them
+    are ALIKE."""
+    _, _, _, neighbours = read.embeddings_change(ev.output("embeddings-numbers-change"))
+    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near}
+    top = sorted(pairs, key=lambda p: -pairs[p])[:5]
+    return tuple("-".join(sorted(p)) for p in top), sum(p in ALIKE for p in top)
 
 
 def context_fresh(ev):
@@ -472,6 +493,100 @@ def elision_reads(ev):
                  if [src[int(W[0, h, t].argmax())] for t in elided] == ["child", "tree"])
 
 
+def lora_results(ev):
+    return lowrank_read.lora(ev.experiment("lora_experiment"))
+
+
+def heads_results(ev):
+    return lowrank_read.heads(ev.experiment("heads_experiment"))
+
+
+def lora_learns(ev):
+    """{variant: (seeds that reached validation exact match 1.0, of how many; mean test exact match)}."""
+    return {label: (sum(s is not None for s in r["steps"]), len(r["steps"]), r["test"]) for label, r in lora_results(ev)["runs"].items()}
+
+
+def rank_one(ev):
+    """The rank-1 adapter's (share of the model's parameters in %, seeds reaching 1.0, mean test exact match)."""
+    r = lora_results(ev)["runs"]["LoRA r=1"]
+    return r["share"], sum(s is not None for s in r["steps"]), r["test"]
+
+
+def update_ranks(ev):
+    """(smallest, largest r90 over the full fine-tuning update's matrices; a random 64 x 64 matrix's r90)."""
+    spectra = lora_results(ev)["spectra"]
+    r90 = [v["r90"] for m, v in spectra.items() if not m.startswith("*")]
+    random = [v["r90"] for m, v in spectra.items() if m.startswith("*") and v["shape"] == "64x64"]
+    return min(r90), max(r90), random[0]
+
+
+def truncations(ev):
+    """Test exact match of the base plus the full update truncated to rank 1, 8 and not at all."""
+    t = lora_results(ev)["truncation"]
+    return t[1][0], t[8][0], t["full"][0]
+
+
+def adapter_update_rank(ev):
+    """The largest s_5 / s_1 over every update W_run - W_base of experiment 1's rank-4 run (seed 0)."""
+    from minitx.tools.lowrank import run_matrices, singular_values
+
+    ev.experiment("lora_experiment")
+    root = Path(ev.experiments) / "lora_experiment"
+    worst = 0.0
+    for dW in run_matrices(root / "r4-seed0", root / "copy").values():
+        s = singular_values(dW)
+        if s[0] > 0:
+            worst = max(worst, s[4] / s[0])
+    return worst
+
+
+def base_weights_rank(ev):
+    """(smallest, largest r90 over the copy base's 64 x 64 attention weights; a random Gaussian
+    64 x 64 matrix's r90)."""
+    from minitx.tools.lowrank import effective_rank, run_matrices, singular_values
+
+    ev.experiment("lora_experiment")
+    weights = run_matrices(Path(ev.experiments) / "lora_experiment" / "copy")
+    r90 = [effective_rank(singular_values(W), 0.9) for name, W in weights.items()
+           if "attn" in name and name.endswith(".W") and W.shape == (64, 64)]
+    random = effective_rank(singular_values(np.random.default_rng(ev.seed).standard_normal((64, 64))), 0.9)
+    return min(r90), max(r90), random
+
+
+def mean_steps(runs, labels):
+    steps = [s for label in labels for s in runs[label]["steps"] if s is not None]
+    return float(np.mean(steps))
+
+
+def lora_speed(ev):
+    """(mean steps to validation exact match 1.0 of the adapters of rank 4, 8 and 16; of full
+    fine-tuning at lr 1e-3)."""
+    runs = lora_results(ev)["runs"]
+    return round(mean_steps(runs, ["LoRA r=4", "LoRA r=8", "LoRA r=16"]), 1), round(mean_steps(runs, ["full fine-tuning, lr 1e-3"]), 1)
+
+
+def rank_one_against_qv(ev):
+    """(mean steps of rank 1 on every matrix, of rank 4 on W_q and W_v only)."""
+    runs = lora_results(ev)["runs"]
+    return round(mean_steps(runs, ["LoRA r=1"]), 1), round(mean_steps(runs, ["LoRA r=4, W_q W_v only"]), 1)
+
+
+def heads_learn(ev):
+    """{H: (mean test exact match, parameters)}."""
+    return {H: (h["test"], h["params"]) for H, h in heads_results(ev).items()}
+
+
+def one_head_sharpness(ev):
+    """(H = 1's sharpest head per layer, the smallest over H > 1 of the same)."""
+    h = heads_results(ev)
+    return tuple(h[1]["sharpness"]), min(min(v["sharpness"]) for H, v in h.items() if H > 1)
+
+
+def one_head_early(ev):
+    """The mean validation exact match at step 200 of each H."""
+    return {H: round(float(np.mean(h["valid"][200])), 3) for H, h in heads_results(ev).items()}
+
+
 CLAIMS = [
     # Stop 1: the attention pattern.
     Claim("copy-head", 1, "one head of the explain run's cross-attention copies: every row puts more than half its weight "
@@ -505,8 +620,8 @@ CLAIMS = [
     # Stop 6: cross-attention.
     Claim("aligned-head", 6, "some cross-attention head of the numbers run reads, for at least 5 of the 6 French words "
           "that translate one English word, that English word most", "tour", aligned_rows, lambda v: v[0] >= 5),
-    Claim("cross-ablated", 6, "the numbers run scores at least 0.99 exact match, and at most 0.5 without its last "
-          "cross-attention", "tour", cross_ablation, lambda v: v[0] >= 0.99 and v[1] <= 0.5),
+    Claim("cross-ablated", 6, "the numbers run scores at least 0.99 exact match, and without its last cross-attention "
+          "at least 0.2 less", "tour", cross_ablation, lambda v: v[0] >= 0.99 and v[0] - v[1] >= 0.2),
     Claim("no-cross-same", 6, "with every cross-attention off, two different inputs get the same translation", "tour",
           no_cross_same, lambda v: v is True),
     Claim("phrases-reads", 6, "in the phrases run, some cross-attention head reads car while voiture is written, red for "
@@ -551,8 +666,8 @@ CLAIMS = [
           trained_no_factor, lambda v: v[1] < v[0]),
     Claim("embeddings-moved", 10, "training moved the numbers run's source embeddings by less than half their length",
           "tour", embeddings_moved, lambda v: v[0] < 0.5),
-    Claim("embeddings-alike", 10, "among the changes W - W_0 that are at least twice as alike as chance, some pair is of "
-          "number words whose French names are built alike", "tour", embeddings_pairs, lambda v: v[1] >= 1),
+    Claim("embeddings-alike", 10, "among the five pairs of changes W - W_0 most alike, at least two are of number words "
+          "whose French names are built alike", "tour", embeddings_pairs, lambda v: v[1] >= 2),
     Claim("context-fresh", 4, "before the first layer a token's vector at one position is the same in any input "
           "(cosine 1); after one layer of a fresh model it is not", "nothing", context_fresh,
           lambda v: v[0] == 1.0 and v[1] < 1.0),
@@ -563,8 +678,39 @@ CLAIMS = [
           "explain", linear_rules, lambda v: v[0] < 1e-12 and v[1] < 0.0015),
 ]
 
+CLAIMS += [
+    # docs/lowrank.md, and the stops of the tour that point there.
+    Claim("lora-all-learn", 0, "every fine-tuning variant, full or through adapters, reaches validation exact match 1.0 "
+          "with every seed, and test exact match at least 0.99", "experiments", lora_learns,
+          lambda v: all(reached == n and test >= 0.99 for reached, n, test in v.values())),
+    Claim("lora-rank-1", 9, "a rank-1 adapter, less than 3% of the model's parameters, learns reverse completely: "
+          "validation exact match 1.0 with every seed, test at least 0.99", "experiments", rank_one,
+          lambda v: v[0] < 3 and v[1] == 3 and v[2] >= 0.99),
+    Claim("lora-update-rank", 0, "full fine-tuning's update is not low rank: every matrix needs more than 4 directions for "
+          "90% of its energy, and fewer than a random matrix needs", "experiments", update_ranks,
+          lambda v: v[0] > 4 and v[1] < v[2]),
+    Claim("lora-update-rank-r", 0, "a rank-4 adapter's update has rank 4: its fifth singular value is below 1e-5 of "
+          "its first in every matrix", "experiments", adapter_update_rank, lambda v: v < 1e-5),
+    Claim("lora-weights-full-rank", 0, "the trained copy model's 64 x 64 attention weights need between 25 and 40 "
+          "singular values for 90% of their energy, as a random Gaussian matrix does (about 33)", "experiments",
+          base_weights_rank, lambda v: 25 <= v[0] and v[1] <= 40 and 25 <= v[2] <= 40),
+    Claim("lora-speed", 0, "the adapters of rank 4 to 16 need within a factor of two as many steps as full "
+          "fine-tuning at lr 1e-3", "experiments", lora_speed, lambda v: 0.5 <= v[0] / v[1] <= 2),
+    Claim("lora-rank-1-vs-qv", 0, "rank 1 on every matrix needs no more steps, on average, than rank 4 on W_q and W_v "
+          "only", "experiments", rank_one_against_qv, lambda v: v[0] <= v[1]),
+    Claim("lora-truncation", 0, "the rank-1 truncation of that update fails the task (test exact match at most 0.05), while "
+          "the whole update solves it", "experiments", truncations, lambda v: v[0] <= 0.05 and v[2] >= 0.99),
+    Claim("heads-all-learn", 7, "with H = 1, 2, 4 and 8 heads at the same width, the same parameter count, and every H "
+          "reaches test exact match at least 0.98", "experiments", heads_learn,
+          lambda v: len({p for _, p in v.values()}) == 1 and all(t >= 0.98 for t, _ in v.values())),
+    Claim("one-head-less-sharp", 0, "one head's cross-attention is less sharp than the sharpest head of each layer with "
+          "two or more heads", "experiments", one_head_sharpness, lambda v: max(v[0]) < v[1]),
+    Claim("one-head-behind-early", 0, "at step 200, one head has the lowest mean validation exact match", "experiments",
+          one_head_early, lambda v: v[1] == min(v.values())),
+]
+
 BY_NAME = {claim.name: claim for claim in CLAIMS}
-NEEDS = ("nothing", "explain", "tour", "phrases")
+NEEDS = ("nothing", "explain", "tour", "phrases", "experiments")
 
 
 def check(evidence, needs=NEEDS, names=None):
