@@ -36,7 +36,7 @@ gradcheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m minitx bench $(CONFIG) --threads $(BLAS_THREADS) $(ARGS)
 
-# The four small runs docs/tour.md reads, into runs/tour/ (about a minute on two cores; a run
+# The four small runs docs/tour.md reads, into runs/tour/ (docs/tour.md says how long; a run
 # already trained is kept), then every tour command's real output into docs/tour/outputs/.
 tour: $(STAMP)
 	$(BIN)/python scripts/tour.py

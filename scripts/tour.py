@@ -4,7 +4,7 @@
 
 RUNS are the four small runs the tour reads, each trained from a shipped config with
 `python -m minitx train`; a run whose directory already holds a checkpoint is kept (delete the
-directory to train it again). Together they take well under two minutes on two cores, and the
+directory to train it again). docs/tour.md states how long they take (scripts/time_docs.py measures it), and the
 script prints each run's time and the total.
 
 COMMANDS are the tour's commands, each with the name of the file that

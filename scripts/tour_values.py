@@ -98,14 +98,11 @@ def pair(out):
 
 
 def embeddings_pairs(out):
-    _, _, chance, neighbours = read.embeddings_change(out("embeddings-numbers-change"))
-    pairs = {}
-    for a, near in neighbours.items():
-        for b, s in near:
-            if s >= 2 * chance:
-                pairs[frozenset((a, b))] = s
-    ordered = sorted(pairs.items(), key=lambda item: -item[1])
-    return listing(f"`{sorted(p)[0]}` and `{sorted(p)[1]}` ({s:.2f})" for p, s in ordered) if ordered else "none"
+    """The five pairs of source words whose changes W - W_0 are most alike, with their cosines."""
+    _, _, _, neighbours = read.embeddings_change(out("embeddings-numbers-change"))
+    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near}
+    top = sorted(pairs.items(), key=lambda item: -item[1])[:5]
+    return listing(f"`{sorted(p)[0]}` and `{sorted(p)[1]}` ({s:.2f})" for p, s in top)
 
 
 def trained_scaling(out):
@@ -148,6 +145,9 @@ VALUES = {
     "pair-sum": lambda out: " + ".join(f"{100 * c:.1f}" for c in pair(out)[1]) + f" = {100 * sum(pair(out)[1]):.1f}",
     "pair-together": lambda out: f"{100 * pair(out)[2]:.1f}",
     "numbers-params-8-heads": lambda out: f"{read.parameters_total(out('trace-numbers-8-heads')):,}",
+    # Stop 9.
+    "lowrank-miss-1": lambda out: read.line_starting(out("lab-lowrank"), "distance |A - A_1|").rsplit(": ", 1)[1],
+    "lowrank-miss-2": lambda out: read.line_starting(out("lab-lowrank"), "distance |A - A_2|").rsplit(": ", 1)[1],
     # Stop 10.
     "saturated-128": lambda out: f"{read.lab_scaling_untrained(out('lab-scaling'))[128, False]['rows > 0.99']:.0%}",
     "grad-ratio-128": lambda out: f"{read.lab_scaling_untrained(out('lab-scaling'))[128, True]['softmax grad'] / read.lab_scaling_untrained(out('lab-scaling'))[128, False]['softmax grad']:.0f}",

@@ -83,8 +83,9 @@ def test_the_first_stops_claims_hold_on_the_explain_run(explain_run):
 
 
 def test_the_explain_claims_fail_on_a_run_that_has_not_learned(tmp_path):
-    # Twenty steps: the heads have not found the copy yet, so the claims that say they have must fail.
-    run = train(resolve_config_path("explain"), ["train.steps=20", "train.eval_every=20"], out=tmp_path / "early", quiet=True)
+    # Sixty steps (the warmup is fifty): the heads have not found the copy yet, so the claim that
+    # one has must fail.
+    run = train(resolve_config_path("explain"), ["train.steps=60", "train.eval_every=60"], out=tmp_path / "early", quiet=True)
     results = {c.name: (v, ok) for c, v, ok in claims.check(claims.Evidence({"explain": str(run)}), needs=("explain",))}
     assert not results["copy-head"][1], f"copy-head holds after 20 steps: {results['copy-head'][0]}"
 
