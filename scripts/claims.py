@@ -22,34 +22,20 @@ Each measure takes an Evidence: the runs of one seed on one BLAS kernel, and the
 outputs on them, each command run once when a claim first asks for it.
 """
 
-import contextlib
-import io
 import itertools
-import math
-import runpy
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import lowrank_read  # noqa: E402
+import claim_measures as measure  # noqa: E402
 import tour  # noqa: E402
-import tour_read as read  # noqa: E402
 
 REPO_ROOT = tour.REPO_ROOT
-# The sentences of scripts/make_pictures.py's phrases pictures, and which English word the tour
-# says a cross-attention head reads while each French word is written.
-PHRASES_READS = {
-    "the cat sees the red car": {"voiture": "car", "rouge": "red"},  # le chat voit la voiture rouge
-    "the dog does not eat": {"ne": "not", "pas": "not", "mange": "eat"},  # le chien ne mange pas
-    "the child does not like the tree": {"l'": "the", "n'": "not"},  # l'enfant n'aime pas l'arbre
-}
-AGREEMENT = {"the girl has the small red cars": {"la": "girl", "les": "cars"}}  # la fille a les petites voitures rouges
-ELISION = "the child does not like the tree"  # l'enfant n'aime pas l'arbre
 
 
 @dataclass
@@ -57,7 +43,7 @@ class Claim:
     name: str  # what the docs' marker says: <!-- claim NAME -->
     stop: int  # the stop of docs/tour.md that rests on it (0 for docs/lowrank.md)
     says: str  # the claim in words
-    needs: str  # "nothing", "explain", "tour" or "phrases"
+    needs: str  # what it must have trained or run first: one of NEEDS
     measure: Callable  # Evidence -> the measured value(s)
     holds: Callable  # value -> bool
 
@@ -84,12 +70,11 @@ class Evidence:
     def output(self, name):
         if name not in self.texts:
             args = dict(tour.COMMANDS)[name]
-            self.texts[name] = run_in_process(tour.fill(args, self.runs, self.chosen()))
+            self.texts[name] = tour.run_in_process(tour.fill(args, self.runs, self.chosen()))
             if self.outputs:
                 Path(self.outputs).mkdir(parents=True, exist_ok=True)
                 (Path(self.outputs) / f"{name}.txt").write_text(self.texts[name])
         return self.texts[name]
-
 
     def experiment(self, name):
         """The tables scripts/NAME.py writes (lora_experiment, heads_experiment), from a run of it
@@ -98,9 +83,6 @@ class Evidence:
             out = Path(self.experiments) / name
             table = out / f"{name}.md"
             if not table.exists():
-                import shutil
-                import subprocess
-
                 if out.exists():
                     shutil.rmtree(out)  # an earlier attempt that did not finish; ours to remove
                 subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / f"{name}.py"), "--out", str(out)],
@@ -109,604 +91,126 @@ class Evidence:
         return self.texts[name]
 
 
-def run_in_process(argv):
-    """Run `python ARGV` (a `-m minitx` command or a script) in this process; return what it
-    printed, stdout then stderr, as scripts/tour.py's run_command does in a subprocess."""
-    from minitx.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            if argv[:2] == ["-m", "minitx"]:
-                code = main(argv[2:])
-            else:
-                sys.argv = list(argv)
-                try:
-                    runpy.run_path(str(REPO_ROOT / argv[0]), run_name="__main__")
-                    code = 0
-                except SystemExit as e:
-                    code = e.code or 0
-    finally:
-        sys.argv = saved
-    if code:
-        raise RuntimeError(f"python {' '.join(argv)} exited {code}:\n{out.getvalue()}{err.getvalue()}")
-    return out.getvalue() + err.getvalue()
-
-
-def cosine(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-# Measures. Each returns plain numbers (or tuples or dicts of them), so that a table can print them.
-
-def copy_head_diagonal(ev):
-    """The smallest weight, over the rows that write a symbol, that the head stop 1 explains puts
-    on the source position it must copy next."""
-    rows, _, P = read.explain_table(ev.output("explain-cross"), "6. P = softmax")
-    n = len(tour.EXPLAIN_INPUT.split())
-    return float(min(P[t, t] for t in range(min(n, len(rows)))))
-
-
-def keys_and_values_of_the_ones(ev):
-    """(cosine of the two source 1s' keys, cosine of their values) in the head of stop 1."""
-    text = ev.output("explain-cross")
-    rows, _, k = read.explain_table(text, "k = memory @")
-    _, _, v = read.explain_table(text, "v = memory @")
-    a, b = [i for i, r in enumerate(rows) if r == "1"][:2]
-    return round(cosine(k[a], k[b]), 3), round(cosine(v[a], v[b]), 3)
-
-
-def both_ways(ev):
-    """(the largest weight any encoder self-attention row puts on a later position, the largest
-    any decoder self-attention row puts on a later position) on stop 1's input."""
-    _, _, maps = tour.attention_maps(ev.runs["explain"], tour.EXPLAIN_INPUT)
-    later = lambda W: float(np.triu(W, k=1).max())  # noqa: E731  W (L, H, R, C)
-    return later(maps["encoder"]), later(maps["decoder"])
-
-
-def mask_before_or_after(ev):
-    """(the largest difference between masking the scores before the softmax and zeroing the
-    future after it and renormalising; the mean row sum after zeroing without renormalising, and the
-    share of those rows that sum to less than 1),
-    over random score matrices."""
-    from minitx.nn.attention import MASKED, softmax
-
-    rng = np.random.default_rng(ev.seed)
-    scores = 3 * rng.standard_normal((64, 4, 9, 9))  # (B, H, T, T)
-    mask = np.tril(np.ones((9, 9), dtype=bool))  # (T, T): the causal mask
-    before = softmax(np.where(mask, scores, MASKED))  # (B, H, T, T)
-    zeroed = softmax(scores) * mask  # (B, H, T, T)
-    after = zeroed / zeroed.sum(axis=-1, keepdims=True)
-    sums = zeroed.sum(axis=-1)[..., :-1]  # (B, H, T - 1): every row but the last has a future
-    return float(np.abs(before - after).max()), round(float(sums.mean()), 3), float((sums < 1).mean())
-
-
-def masking_lab(ev):
-    return read.lab_masking(ev.output("lab-masking"))
-
-
-def peeking(ev):
-    """The no-mask run's (weight on the next position, teacher-forced token accuracy)."""
-    t = masking_lab(ev)
-    return t["weight on the next position"][1], t["teacher-forced token accuracy"][1]
-
-
-def decoding(ev):
-    """(the no-mask run's exact match, the masked run's exact match, the masked run's weight on
-    the next position), real greedy decoding."""
-    t = masking_lab(ev)
-    return t["exact match, real greedy decoding"][1], t["exact match, real greedy decoding"][0], t["weight on the next position"][0]
-
-
-def losses(ev):
-    """Teacher-forced loss of (the masked run, the no-mask run)."""
-    return masking_lab(ev)["teacher-forced loss"]
-
-
-def after_softmax(ev):
-    """(the sum of the copy run's row zeroed after the softmax, the largest difference between
-    it renormalised and the model's row)."""
-    t = masking_lab(ev)
-    return t["zeroed sum"], t["difference"]
-
-
-def lengths_lab(ev):
-    return read.lab_lengths(ev.output("lab-lengths"))
-
-
-def lengths_seen(ev):
-    """(the smallest exact match over lengths 2 to 10, the training set's count of one-symbol sequences)."""
-    table = lengths_lab(ev)
-    return min(table[n][2] for n in range(2, 11)), table[1][0]
-
-
-def lengths_beyond(ev):
-    """(exact match at length 11, the largest exact match at lengths 12 to 16, the smallest at 2 to 10)."""
-    table = lengths_lab(ev)
-    return table[11][2], max(table[n][2] for n in range(12, 17)), min(table[n][2] for n in range(2, 11))
-
-
-def lengths_first_mistakes(ev):
-    """The share of the first mistakes at lengths 11 to 16 that fall at output position 10 or
-    later (positions training never asked for a symbol), and the share at 8 or 9."""
-    table = lengths_lab(ev)
-    counts = [c for n in range(11, 17) for c in table[n][3].items()]
-    total = sum(c for _, c in counts)
-    late = sum(c for p, c in counts if p >= 10)
-    middle = sum(c for p, c in counts if p in (8, 9))
-    return round(late / total, 3), round(middle / total, 3)
-
-
-def aligned_rows(ev):
-    """(rows of ALIGNMENT whose largest weight, in the head stop 6 explains, is on the English
-    word they translate; rows of ALIGNMENT in the output)."""
-    text = ev.output("explain-numbers")
-    rows, cols, P = read.explain_table(text, "6. P = softmax")
-    hits = total = 0
-    for label, row in zip(rows, P):
-        written = label.split("→")[1]
-        if written in tour.ALIGNMENT:
-            total += 1
-            hits += cols[int(row.argmax())] == tour.ALIGNMENT[written]
-    return hits, total
-
-
-def cross_ablation(ev):
-    """(valid exact match, the same with the last cross-attention switched off)."""
-    return (read.eval_metrics(ev.output("eval-numbers"))["exact_match"],
-            read.eval_metrics(ev.output("eval-ablate-cross"))["exact_match"])
-
-
-def no_cross_same(ev):
-    """Whether the two inputs translate to the same words with every cross-attention off."""
-    a = ev.output("translate-no-cross").strip()
-    b = ev.output("translate-no-cross-other").strip()
-    return a == b
-
-
-def heads_on_mille(ev):
-    """The source words the heads of the last cross-attention read most while writing `mille`."""
-    src, out, maps = tour.attention_maps(ev.runs["numbers"], tour.NUMBERS_INPUT)
-    if "mille" not in out:
-        return ()
-    P = maps["cross"][-1][:, out.index("mille")]  # (H, S)
-    return tuple(src[int(j)] for j in P.argmax(axis=-1))
-
-
-def ablation(ev):
-    return read.ablate_table(ev.output("ablate-numbers"))
-
-
-def single_heads(ev):
-    """(single heads whose removal costs at most 0.005 exact match, of how many; the largest
-    cost of one head)."""
-    table = ablation(ev)
-    costs = [-change for name, (_, change, _) in table.items() if ".head" in name]
-    return sum(c <= 0.005 for c in costs), len(costs), round(max(costs), 3)
-
-
-def whole_attentions(ev):
-    """({attention: cost in exact match with all its heads off}, exact match with every
-    cross-attention off)."""
-    table = ablation(ev)
-    costs = {name.split(" ")[0]: round(-change, 3) for name, (_, change, _) in table.items() if "(all heads)" in name}
-    return costs, table["every cross-attention, all layers"][0]
-
-
-def pair_costs(ev):
-    """(the two costliest heads of the decoder's first self-attention: their costs alone added up,
-    their cost together), in exact match."""
-    alone = {name: -change for name, (_, change, _) in ablation(ev).items()}
-    ablated = read.eval_metrics(ev.output("eval-ablate-heads"))
-    together = read.eval_metrics(ev.output("eval-numbers"))["exact_match"] - ablated["exact_match"]
-    return round(sum(alone[n] for n in ablated["ablated"].split(", ")), 3), round(together, 3)
-
-
-def params_for_any_heads(ev):
-    """The tour_numbers model's parameter count with H = 1, 2, 4 and 8 heads."""
-    from dataclasses import replace
-
-    from minitx.build import count_params
-    from minitx.config import load_config, resolve_config_path
-
-    m = load_config(resolve_config_path("tour_numbers"), check_files=False).model
-    return tuple(count_params(replace(m, n_heads=H), 33, 31) for H in (1, 2, 4, 8))
-
-
-def head_maps_rank(ev):
-    """(the largest s_{K+1} / s_1 over every head's W_V W_O and W_Q W_K^T map, K) of a fresh
-    model with the seed's initial weights: a head's maps pass through K numbers."""
-    from minitx.model import Transformer
-    from minitx.config import ModelConfig
-
-    cfg = ModelConfig(d_model=32, n_heads=4, d_ff=64, n_enc_layers=1, n_dec_layers=1)
-    model = Transformer(cfg, 12, 12, 0, np.random.default_rng(ev.seed))
-    K = 8
-    worst = 0.0
-    for name in model.params:
-        if not name.endswith("query.W"):
-            continue
-        base = name[: -len("query.W")]
-        for h in range(4):
-            c = slice(h * K, (h + 1) * K)
-            W_Q, W_K, W_V, W_O = (model.params[base + f"{m}.W"].astype(np.float64) for m in ("query", "key", "value", "output"))
-            for M in (W_Q[:, c] @ W_K[:, c].T, W_V[:, c] @ W_O[c]):  # (D, D) each
-                s = np.linalg.svd(M, compute_uv=False)
-                worst = max(worst, s[K] / s[0])
-    return worst, K
-
-
-def head_maps_rank_trained(ev):
-    return read.lowrank_heads_summary(ev.output("lowrank-heads-numbers"))
-
-
-def scaling_untrained(ev):
-    """lab_scaling.py's statistics of untrained heads, drawn with 8 seeds of this seed's own."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    import lab_scaling
-
-    if "scaling" not in ev.cache:
-        ev.cache["scaling"] = lab_scaling.untrained_table(range(8 * ev.seed, 8 * ev.seed + 8))
-    return ev.cache["scaling"]
-
-
-def scaled_unit(ev):
-    """(smallest, largest) std of the scaled scores over K = 8, 32, 128."""
-    table = scaling_untrained(ev)
-    stds = [table[K, True]["score std"] for K in (8, 32, 128)]
-    return round(min(stds), 3), round(max(stds), 3)
-
-
-def unscaled_spread(ev):
-    """At K = 128 without the factor: (score std / sqrt(K), share of rows above 0.99, softmax
-    grad with the factor / without)."""
-    table = scaling_untrained(ev)
-    off, on = table[128, False], table[128, True]
-    return round(off["score std"] / math.sqrt(128), 3), round(off["rows > 0.99"], 3), round(on["softmax grad"] / off["softmax grad"], 1)
-
-
-def scaling_trained(ev):
-    return read.lab_scaling_trained(ev.output("lab-scaling"))
-
-
-def trained_start_unit(ev):
-    """(smallest, largest) std of the scores at the run's start, over its attentions."""
-    table, _ = scaling_trained(ev)
-    stds = [row["std"][0] for row in table.values()]
-    return min(stds), max(stds)
-
-
-def trained_grew(ev):
-    """(attentions whose scores spread more after training than at the start, of how many; the
-    largest trained std)."""
-    table, _ = scaling_trained(ev)
-    return sum(row["std"][1] > row["std"][0] for row in table.values()), len(table), max(row["std"][1] for row in table.values())
-
-
-def trained_no_factor(ev):
-    """(exact match trained, with no factor)."""
-    return scaling_trained(ev)[1]
-
-
-def embeddings_moved(ev):
-    """(mean move / mean row length of the source embeddings; the chance level)."""
-    length, moved, chance, _ = read.embeddings_change(ev.output("embeddings-numbers-change"))
-    return round(moved / length, 3), chance
-
-
-# Pairs of number words whose French names are built alike (soixante-dix and quatre-vingt-dix,
-# douze and treize, dix-sept and dix-huit, ...). A pair's order does not matter.
-ALIKE = [frozenset(p) for p in [
-    ("seventy", "ninety"), ("twelve", "thirteen"), ("thirteen", "fourteen"), ("fourteen", "fifteen"),
-    ("fifteen", "sixteen"), ("eleven", "twelve"), ("seventeen", "eighteen"), ("eighteen", "nineteen"),
-    ("seventeen", "nineteen"), ("ten", "seventeen"), ("ten", "eighteen"), ("ten", "nineteen"),
-    ("sixty", "seventy"), ("eighty", "ninety"), ("seventy", "eighty"),
-]]
-
-
-def embeddings_pairs(ev):
-    """The five pairs of source words whose changes W - W_0 are most alike, with how many of them
-    are ALIKE."""
-    _, _, _, neighbours = read.embeddings_change(ev.output("embeddings-numbers-change"))
-    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near}
-    top = sorted(pairs, key=lambda p: -pairs[p])[:5]
-    return tuple("-".join(sorted(p)) for p in top), sum(p in ALIKE for p in top)
-
-
-def context_fresh(ev):
-    """(cosine at the embedding, cosine after the first encoder layer) of one token's vectors in
-    two inputs that put it at the same position, in a fresh model with this seed's weights."""
-    from minitx.config import ModelConfig
-    from minitx.model import Transformer
-
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    import lab_context
-
-    model = Transformer(ModelConfig(d_model=16, n_heads=2, d_ff=32, n_enc_layers=1, n_dec_layers=1), 12, 12, 0,
-                        np.random.default_rng(ev.seed))
-    model.train(False)
-    a = lab_context.encoder_steps(model, np.array([[5, 6, 7, 3]]))  # ids 5 6 7 and </s> (3)
-    b = lab_context.encoder_steps(model, np.array([[5, 9, 3]]))
-    return round(cosine(a[0][1][0], b[0][1][0]), 6), round(cosine(a[1][1][0], b[1][1][0]), 3)
-
-
-def context_lab(ev):
-    """lab_context.py's cosines for CONTEXT_WORD: {step: [A-B, A-C, B-C]}."""
-    _, table, _ = read.lab_context(ev.output("lab-context"))
-    return {step: tuple(c) for step, c in table.items()}
-
-
-def linear_rules(ev):
-    """The largest difference in lab_linear.py's two rules, and between the affine offset and -b."""
-    text = ev.output("lab-linear")
-    rules = [float(read.line_starting(text, rule).split("difference")[1]) for rule in ("(a + b) @ W", "(2.5 a) @ W")]
-    offset = read.numbers_in(read.line_starting(text, "with the bias").split("=")[1])
-    minus_b = read.numbers_in(read.line_starting(text, "and -b_Q").split("=")[1])
-    return max(rules), float(np.abs(np.array(offset) - np.array(minus_b)).max())
-
-
-def lowrank_lab(ev):
-    """lab_lowrank.py on its small matrix: (largest |distance - sqrt(dropped s_i^2)| over k = 1, 2, 3,
-    the largest entry of A - A_2, of A - A_1)."""
-    text = run_in_process(["scripts/lab_lowrank.py"])
-    gaps, largest = [], {}
-    for k in (1, 2, 3):
-        line = read.line_starting(text, f"distance |A - A_{k}|")
-        numbers = [float(x) for x in line.replace(";", " ").split() if read.is_number(x)]
-        gaps.append(abs(numbers[0] - numbers[-2]))
-        largest[k] = numbers[-1]
-    return max(gaps), largest[2], largest[1]
-
-
-def heads_reading(ev, expected):
-    """{"french->english": [the (layer, head) of every cross-attention head whose largest weight,
-    while the French word is written, is on that English word]} over {sentence: {french: english}}."""
-    found = {}
-    for text, pairs in expected.items():
-        src, out, maps = tour.attention_maps(ev.runs["phrases"], text)
-        W = maps["cross"]  # (L, H, T, S)
-        for french, english in pairs.items():
-            t = out.index(french) if french in out else None
-            found[f"{french}->{english}"] = [] if t is None else [
-                (l, h) for l in range(W.shape[0]) for h in range(W.shape[1]) if src[int(W[l, h, t].argmax())] == english]
-    return found
-
-
-def phrases_reads(ev):
-    return heads_reading(ev, PHRASES_READS)
-
-
-def agreement_reads(ev):
-    return heads_reading(ev, AGREEMENT)
-
-
-def elision_reads(ev):
-    """The heads of the first decoder layer's cross-attention whose largest weight, while each l'
-    is written, is on the noun that follows it (child for l'enfant, tree for l'arbre)."""
-    src, out, maps = tour.attention_maps(ev.runs["phrases"], ELISION)
-    W = maps["cross"]  # (L, H, T, S)
-    elided = [t for t, w in enumerate(out) if w == "l'"]
-    if len(elided) != 2:
-        return ()
-    return tuple(h for h in range(W.shape[1])
-                 if [src[int(W[0, h, t].argmax())] for t in elided] == ["child", "tree"])
-
-
-def lora_results(ev):
-    return lowrank_read.lora(ev.experiment("lora_experiment"))
-
-
-def heads_results(ev):
-    return lowrank_read.heads(ev.experiment("heads_experiment"))
-
-
-def lora_learns(ev):
-    """{variant: (seeds that reached validation exact match 1.0, of how many; mean test exact match)}."""
-    return {label: (sum(s is not None for s in r["steps"]), len(r["steps"]), r["test"]) for label, r in lora_results(ev)["runs"].items()}
-
-
-def rank_one(ev):
-    """The rank-1 adapter's (share of the model's parameters in %, seeds reaching 1.0, mean test exact match)."""
-    r = lora_results(ev)["runs"]["LoRA r=1"]
-    return r["share"], sum(s is not None for s in r["steps"]), r["test"]
-
-
-def update_ranks(ev):
-    """(smallest, largest r90 over the full fine-tuning update's matrices; a random 64 x 64 matrix's r90)."""
-    spectra = lora_results(ev)["spectra"]
-    r90 = [v["r90"] for m, v in spectra.items() if not m.startswith("*")]
-    random = [v["r90"] for m, v in spectra.items() if m.startswith("*") and v["shape"] == "64x64"]
-    return min(r90), max(r90), random[0]
-
-
-def truncations(ev):
-    """Test exact match of the base plus the full update truncated to rank 1, 8 and not at all."""
-    t = lora_results(ev)["truncation"]
-    return t[1][0], t[8][0], t["full"][0]
-
-
-def adapter_update_rank(ev):
-    """The largest s_5 / s_1 over every update W_run - W_base of experiment 1's rank-4 run (seed 0)."""
-    from minitx.tools.lowrank import run_matrices, singular_values
-
-    ev.experiment("lora_experiment")
-    root = Path(ev.experiments) / "lora_experiment"
-    worst = 0.0
-    for dW in run_matrices(root / "r4-seed0", root / "copy").values():
-        s = singular_values(dW)
-        if s[0] > 0:
-            worst = max(worst, s[4] / s[0])
-    return worst
-
-
-def base_weights_rank(ev):
-    """(smallest, largest r90 over the copy base's 64 x 64 attention weights; a random Gaussian
-    64 x 64 matrix's r90)."""
-    from minitx.tools.lowrank import effective_rank, run_matrices, singular_values
-
-    ev.experiment("lora_experiment")
-    weights = run_matrices(Path(ev.experiments) / "lora_experiment" / "copy")
-    r90 = [effective_rank(singular_values(W), 0.9) for name, W in weights.items()
-           if "attn" in name and name.endswith(".W") and W.shape == (64, 64)]
-    random = effective_rank(singular_values(np.random.default_rng(ev.seed).standard_normal((64, 64))), 0.9)
-    return min(r90), max(r90), random
-
-
-def mean_steps(runs, labels):
-    steps = [s for label in labels for s in runs[label]["steps"] if s is not None]
-    return float(np.mean(steps))
-
-
-def lora_speed(ev):
-    """(mean steps to validation exact match 1.0 of the adapters of rank 4, 8 and 16; of full
-    fine-tuning at lr 1e-3)."""
-    runs = lora_results(ev)["runs"]
-    return round(mean_steps(runs, ["LoRA r=4", "LoRA r=8", "LoRA r=16"]), 1), round(mean_steps(runs, ["full fine-tuning, lr 1e-3"]), 1)
-
-
-def rank_one_against_qv(ev):
-    """(mean steps of rank 1 on every matrix, of rank 4 on W_q and W_v only)."""
-    runs = lora_results(ev)["runs"]
-    return round(mean_steps(runs, ["LoRA r=1"]), 1), round(mean_steps(runs, ["LoRA r=4, W_q W_v only"]), 1)
-
-
-def heads_learn(ev):
-    """{H: (mean test exact match, parameters)}."""
-    return {H: (h["test"], h["params"]) for H, h in heads_results(ev).items()}
-
-
-def one_head_sharpness(ev):
-    """(H = 1's sharpest head per layer, the smallest over H > 1 of the same)."""
-    h = heads_results(ev)
-    return tuple(h[1]["sharpness"]), min(min(v["sharpness"]) for H, v in h.items() if H > 1)
-
-
-def one_head_early(ev):
-    """The mean validation exact match at step 200 of each H."""
-    return {H: round(float(np.mean(h["valid"][200])), 3) for H, h in heads_results(ev).items()}
-
-
 CLAIMS = [
     # Stop 1: the attention pattern.
     Claim("copy-head", 1, "one head of the explain run's cross-attention copies: every row puts more than half its weight "
-          "on the source token it must write next", "explain", copy_head_diagonal, lambda v: v > 0.5),
+          "on the source token it must write next", "explain", measure.copy_head_diagonal, lambda v: v > 0.5),
     Claim("keys-find-values-carry", 1, "in that head, the keys of the two source 1s point in different directions "
           "(cosine below 0), their values in nearly the same one (cosine above 0.6)", "explain",
-          keys_and_values_of_the_ones, lambda v: v[0] < 0 and v[1] > 0.6),
+          measure.keys_and_values_of_the_ones, lambda v: v[0] < 0 and v[1] > 0.6),
     # Stop 2: masking.
     Claim("both-ways", 2, "the encoder's self-attention reads later positions too (some row puts more than 0.1 on a later "
-          "one), the decoder's never (exactly 0)", "explain", both_ways, lambda v: v[0] > 0.1 and v[1] == 0.0),
+          "one), the decoder's never (exactly 0)", "explain", measure.both_ways, lambda v: v[0] > 0.1 and v[1] == 0.0),
     Claim("mask-before-softmax", 2, "masking the scores before the softmax gives the same weights as zeroing the future "
           "after it and dividing by the new sum (to 1e-12), and zeroing alone leaves rows that sum to less than 1",
-          "nothing", mask_before_or_after, lambda v: v[0] < 1e-12 and v[2] == 1.0),
+          "nothing", measure.mask_before_or_after, lambda v: v[0] < 1e-12 and v[2] == 1.0),
     Claim("nocausal-peeks", 2, "trained without the mask, a decoder head puts more than half its weight on the next position, "
-          "and the teacher-forced token accuracy is at least 0.99", "tour", peeking, lambda v: v[0] > 0.5 and v[1] >= 0.99),
+          "and the teacher-forced token accuracy is at least 0.99", "tour", measure.peeking, lambda v: v[0] > 0.5 and v[1] >= 0.99),
     Claim("nocausal-fails", 2, "... yet it decodes almost no sequence right (exact match at most 0.05), while the masked "
-          "model decodes at least 0.98 and puts exactly 0 on the next position", "tour", decoding,
+          "model decodes at least 0.98 and puts exactly 0 on the next position", "tour", measure.decoding,
           lambda v: v[0] <= 0.05 and v[1] >= 0.98 and v[2] == 0.0),
-    Claim("nocausal-loss", 2, "both copy models' teacher-forced losses are below 0.01 nats per token", "tour", losses,
+    Claim("nocausal-loss", 2, "both copy models' teacher-forced losses are below 0.01 nats per token", "tour", measure.losses,
           lambda v: max(v) < 0.01),
     Claim("after-softmax-leaks", 2, "on the copy model, the row zeroed after the softmax sums to less than 1, and "
-          "renormalised it equals the model's row (to 1e-6)", "tour", after_softmax,
+          "renormalised it equals the model's row (to 1e-6)", "tour", measure.after_softmax,
           lambda v: v[0] < 1.0 and v[1] < 1e-6),
     # Stop 3: context size.
     Claim("lengths-seen", 3, "unseen sequences of the trained lengths 2 to 10 are copied with exact match at least 0.98; "
-          "training never showed a one-symbol sequence", "tour", lengths_seen, lambda v: v[0] >= 0.98 and v[1] == 0),
+          "training never showed a one-symbol sequence", "tour", measure.lengths_seen, lambda v: v[0] >= 0.98 and v[1] == 0),
     Claim("lengths-beyond", 3, "length 11 scores less than every trained length, and lengths 12 to 16 at most 0.05",
-          "tour", lengths_beyond, lambda v: v[0] < v[2] and v[1] <= 0.05),
+          "tour", measure.lengths_beyond, lambda v: v[0] < v[2] and v[1] <= 0.05),
     Claim("lengths-where", 3, "beyond length 10, most first mistakes (more than half) fall at output position 10 or later",
-          "tour", lengths_first_mistakes, lambda v: v[0] > 0.5),
+          "tour", measure.lengths_first_mistakes, lambda v: v[0] > 0.5),
     # Stop 6: cross-attention.
     Claim("aligned-head", 6, "some cross-attention head of the numbers run reads, for at least 5 of the 6 French words "
-          "that translate one English word, that English word most", "tour", aligned_rows, lambda v: v[0] >= 5),
+          "that translate one English word, that English word most", "tour", measure.aligned_rows, lambda v: v[0] >= 5),
     Claim("cross-ablated", 6, "the numbers run scores at least 0.99 exact match, and without its last cross-attention "
-          "at least 0.2 less", "tour", cross_ablation, lambda v: v[0] >= 0.99 and v[0] - v[1] >= 0.2),
+          "at least 0.2 less", "tour", measure.cross_ablation, lambda v: v[0] >= 0.99 and v[0] - v[1] >= 0.2),
     Claim("no-cross-same", 6, "with every cross-attention off, two different inputs get the same translation", "tour",
-          no_cross_same, lambda v: v is True),
+          measure.no_cross_same, lambda v: v is True),
     Claim("phrases-reads", 6, "in the phrases run, some cross-attention head reads car while voiture is written, red for "
-          "rouge, not for ne and for pas, eat for mange, the for l' and not for n'", "phrases", phrases_reads,
+          "rouge, not for ne and for pas, eat for mange, the for l' and not for n'", "phrases", measure.phrases_reads,
           lambda v: all(v.values())),
     Claim("phrases-agreement", 6, "some head reads girl while la is written, and cars while les is", "phrases",
-          agreement_reads, lambda v: all(v.values())),
+          measure.agreement_reads, lambda v: all(v.values())),
     Claim("elision-noun", 6, "some head of the first decoder layer reads, while writing each l', the noun that follows "
-          "it (child, tree)", "phrases", elision_reads, lambda v: len(v) >= 1),
+          "it (child, tree)", "phrases", measure.elision_reads, lambda v: len(v) >= 1),
     # Stop 7: multiple heads.
     Claim("heads-differ", 7, "while writing mille, the heads of the last cross-attention do not all read the same word",
-          "tour", heads_on_mille, lambda v: len(set(v)) >= 2),
+          "tour", measure.heads_on_mille, lambda v: len(set(v)) >= 2),
     Claim("single-heads", 7, "switching off one head at a time, at least a third of the heads cost at most 0.005 exact "
-          "match, and some head costs at least 0.1", "tour", single_heads, lambda v: v[0] >= v[1] / 3 and v[2] >= 0.1),
-    Claim("whole-attentions", 7, "every cross-attention off scores at most 0.05; each decoder attention off costs more than "
-          "each encoder self-attention off", "tour", whole_attentions,
-          lambda v: v[1] <= 0.05 and min(c for a, c in v[0].items() if a.startswith("decoder"))
+          "match, and some head costs at least 0.1", "tour", measure.single_heads, lambda v: v[0] >= v[1] / 3 and v[2] >= 0.1),
+    Claim("whole-attentions", 7, "every cross-attention off scores at most 0.05 exact match, and the decoder's first "
+          "self-attention off costs more than either encoder self-attention off", "tour", measure.whole_attentions,
+          lambda v: v[1] <= 0.05 and v[0]["decoder.layers.0.self_attn"]
           > max(c for a, c in v[0].items() if a.startswith("encoder"))),
     Claim("heads-interact", 7, "the two heads of the decoder's first self-attention that cost most alone cost more "
-          "together than their two costs added up", "tour", pair_costs, lambda v: v[1] > v[0]),
+          "together than their two costs added up", "tour", measure.pair_costs, lambda v: v[1] > v[0]),
     Claim("params-any-heads", 7, "the tour_numbers model has the same number of parameters with 1, 2, 4 or 8 heads",
-          "nothing", params_for_any_heads, lambda v: len(set(v)) == 1),
+          "nothing", measure.params_for_any_heads, lambda v: len(set(v)) == 1),
     # Stop 9: low rank.
     Claim("head-rank-K", 9, "every head's W_V W_O and W_Q W_K^T map has rank at most K: s_{K+1} is below 1e-10 of s_1",
-          "nothing", head_maps_rank, lambda v: v[0] < 1e-10),
+          "nothing", measure.head_maps_rank, lambda v: v[0] < 1e-10),
     Claim("head-rank-K-trained", 9, "in the trained numbers run, all 48 head maps have rank exactly K = 16", "tour",
-          head_maps_rank_trained, lambda v: v == (48, 16, 16)),
+          measure.head_maps_rank_trained, lambda v: v == (48, 16, 16)),
     Claim("lowrank-lab", 9, "the small matrix's rank-k rebuild is exactly sqrt(s_{k+1}^2 + ...) away (to the printed "
-          "digits); two directions rebuild every mark to within 1, one direction does not", "nothing", lowrank_lab,
+          "digits); two directions rebuild every mark to within 1, one direction does not", "nothing", measure.lowrank_lab,
           lambda v: v[0] < 0.0015 and v[1] < 1.0 and v[2] > 1.0),
     # Stop 10: sqrt(K), embeddings, context, linear maps.
     Claim("scaled-unit", 10, "with the factor, an untrained head's scores have a standard deviation between 0.8 and 1.2 "
-          "for K = 8, 32 and 128", "nothing", scaled_unit, lambda v: 0.8 <= v[0] and v[1] <= 1.2),
+          "for K = 8, 32 and 128", "nothing", measure.scaled_unit, lambda v: 0.8 <= v[0] and v[1] <= 1.2),
     Claim("unscaled-saturates", 10, "without it, at K = 128 the spread is sqrt(K) times larger (within 20%), at least a third "
           "of the rows put more than 0.99 on one key, and the softmax's gradient is at least 10 times smaller",
-          "nothing", unscaled_spread, lambda v: 0.8 <= v[0] <= 1.2 and v[1] >= 1 / 3 and v[2] >= 10),
+          "nothing", measure.unscaled_spread, lambda v: 0.8 <= v[0] <= 1.2 and v[1] >= 1 / 3 and v[2] >= 10),
     Claim("trained-start-unit", 10, "a trained run's attentions started with scores of standard deviation between 0.7 and 1.3",
-          "tour", trained_start_unit, lambda v: 0.7 <= v[0] and v[1] <= 1.3),
+          "tour", measure.trained_start_unit, lambda v: 0.7 <= v[0] and v[1] <= 1.3),
     Claim("trained-grew", 10, "training spread the scores of every attention further than at the start, some to more than "
-          "twice the start", "tour", trained_grew, lambda v: v[0] == v[1] and v[2] > 2.0),
+          "twice the start", "tour", measure.trained_grew, lambda v: v[0] == v[1] and v[2] > 2.0),
     Claim("trained-no-factor", 10, "the trained model evaluated without the factor scores lower than with it", "tour",
-          trained_no_factor, lambda v: v[1] < v[0]),
+          measure.trained_no_factor, lambda v: v[1] < v[0]),
     Claim("embeddings-moved", 10, "training moved the numbers run's source embeddings by less than half their length",
-          "tour", embeddings_moved, lambda v: v[0] < 0.5),
+          "tour", measure.embeddings_moved, lambda v: v[0] < 0.5),
     Claim("embeddings-alike", 10, "among the five pairs of changes W - W_0 most alike, at least two are of number words "
-          "whose French names are built alike", "tour", embeddings_pairs, lambda v: v[1] >= 2),
+          "whose French names are built alike", "tour", measure.embeddings_pairs, lambda v: v[1] >= 2),
     Claim("context-fresh", 4, "before the first layer a token's vector at one position is the same in any input "
-          "(cosine 1); after one layer of a fresh model it is not", "nothing", context_fresh,
+          "(cosine 1); after one layer of a fresh model it is not", "nothing", measure.context_fresh,
           lambda v: v[0] == 1.0 and v[1] < 1.0),
     Claim("context-changes", 4, "in the numbers run, seventy's vectors in the three inputs are the same before the "
-          "first layer (cosine 1.000) and differ after the encoder (every cosine below 0.999)", "tour", context_lab,
+          "first layer (cosine 1.000) and differ after the encoder (every cosine below 0.999)", "tour", measure.context_lab,
           lambda t: min(t["embedding + position"]) == 1.0 and max(t["memory (after the final norm)"]) < 0.999),
     Claim("linear-rules", 1, "x @ W is linear to float64 rounding (1e-12), and with its bias the offset is exactly -b",
-          "explain", linear_rules, lambda v: v[0] < 1e-12 and v[1] < 0.0015),
+          "explain", measure.linear_rules, lambda v: v[0] < 1e-12 and v[1] < 0.0015),
 ]
 
 CLAIMS += [
     # docs/lowrank.md, and the stops of the tour that point there.
     Claim("lora-all-learn", 0, "every fine-tuning variant, full or through adapters, reaches validation exact match 1.0 "
-          "with every seed, and test exact match at least 0.99", "experiments", lora_learns,
+          "with every seed, and test exact match at least 0.99", "experiments", measure.lora_learns,
           lambda v: all(reached == n and test >= 0.99 for reached, n, test in v.values())),
     Claim("lora-rank-1", 9, "a rank-1 adapter, less than 3% of the model's parameters, learns reverse completely: "
-          "validation exact match 1.0 with every seed, test at least 0.99", "experiments", rank_one,
+          "validation exact match 1.0 with every seed, test at least 0.99", "experiments", measure.rank_one,
           lambda v: v[0] < 3 and v[1] == 3 and v[2] >= 0.99),
     Claim("lora-update-rank", 0, "full fine-tuning's update is not low rank: every matrix needs more than 4 directions for "
-          "90% of its energy, and fewer than a random matrix needs", "experiments", update_ranks,
+          "90% of its energy, and fewer than a random matrix needs", "experiments", measure.update_ranks,
           lambda v: v[0] > 4 and v[1] < v[2]),
     Claim("lora-update-rank-r", 0, "a rank-4 adapter's update has rank 4: its fifth singular value is below 1e-5 of "
-          "its first in every matrix", "experiments", adapter_update_rank, lambda v: v < 1e-5),
+          "its first in every matrix", "experiments", measure.adapter_update_rank, lambda v: v < 1e-5),
     Claim("lora-weights-full-rank", 0, "the trained copy model's 64 x 64 attention weights need between 25 and 40 "
           "singular values for 90% of their energy, as a random Gaussian matrix does (about 33)", "experiments",
-          base_weights_rank, lambda v: 25 <= v[0] and v[1] <= 40 and 25 <= v[2] <= 40),
+          measure.base_weights_rank, lambda v: 25 <= v[0] and v[1] <= 40 and 25 <= v[2] <= 40),
     Claim("lora-speed", 0, "the adapters of rank 4 to 16 need within a factor of two as many steps as full "
-          "fine-tuning at lr 1e-3", "experiments", lora_speed, lambda v: 0.5 <= v[0] / v[1] <= 2),
+          "fine-tuning at lr 1e-3", "experiments", measure.lora_speed, lambda v: 0.5 <= v[0] / v[1] <= 2),
     Claim("lora-rank-1-vs-qv", 0, "rank 1 on every matrix needs no more steps, on average, than rank 4 on W_q and W_v "
-          "only", "experiments", rank_one_against_qv, lambda v: v[0] <= v[1]),
+          "only", "experiments", measure.rank_one_against_qv, lambda v: v[0] <= v[1]),
     Claim("lora-truncation", 0, "the rank-1 truncation of that update fails the task (test exact match at most 0.05), while "
-          "the whole update solves it", "experiments", truncations, lambda v: v[0] <= 0.05 and v[2] >= 0.99),
+          "the whole update solves it", "experiments", measure.truncations, lambda v: v[0] <= 0.05 and v[2] >= 0.99),
     Claim("heads-all-learn", 7, "with H = 1, 2, 4 and 8 heads at the same width, the same parameter count, and every H "
-          "reaches test exact match at least 0.98", "experiments", heads_learn,
+          "reaches test exact match at least 0.98", "experiments", measure.heads_learn,
           lambda v: len({p for _, p in v.values()}) == 1 and all(t >= 0.98 for t, _ in v.values())),
     Claim("one-head-less-sharp", 0, "one head's cross-attention is less sharp than the sharpest head of each layer with "
-          "two or more heads", "experiments", one_head_sharpness, lambda v: max(v[0]) < v[1]),
+          "two or more heads", "experiments", measure.one_head_sharpness, lambda v: max(v[0]) < v[1]),
     Claim("one-head-behind-early", 0, "at step 200, one head has the lowest mean validation exact match", "experiments",
-          one_head_early, lambda v: v[1] == min(v.values())),
+          measure.one_head_early, lambda v: v[1] == min(v.values())),
 ]
 
 BY_NAME = {claim.name: claim for claim in CLAIMS}

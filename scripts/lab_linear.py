@@ -77,7 +77,9 @@ def main():
     args = parser.parse_args()
     h, labels, W, b, c, layer, model = vectors_and_weights(args.run_dir, args.text, args.head)
     D, K = W.shape
-    f = lambda x: x @ W + b  # noqa: E731
+
+    def f(x):
+        return x @ W + b
 
     print(f"W = W_Q[:, {c.start}:{c.stop}] of the first cross-attention of {args.run_dir}, head {args.head}: (D, K) = ({D}, {K}); "
           f"b = b_Q[{c.start}:{c.stop}].")
@@ -107,7 +109,10 @@ def main():
     norm = layer.norm2  # the norm in front of the cross-attention
     x = a.astype(np.float32)[None]  # (1, D)
     n1, n2 = norm.forward(x)[0], norm.forward(2 * x)[0]
-    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+
+    def relu(v):
+        return np.maximum(v, 0)
+
     print("\n4. Not every step is linear. The layer norm rescales its input away, and the ReLU cuts at zero:")
     print(f"   norm(2 a) - 2 norm(a): largest entry {np.abs(n2 - 2 * n1).max():.3f}   (norm(2 a) - norm(a): {np.abs(n2 - n1).max():.1e})")
     print(f"   relu(a) + relu(-a) = |a| = {fmt(relu(a) + relu(-a))}, where a linear map would give 0")

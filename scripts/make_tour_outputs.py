@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tour_read as read  # noqa: E402
 from tour import COMMANDS, REPO_ROOT, RUNS, choices, run_command  # noqa: E402
 
 OUTPUTS = REPO_ROOT / "docs" / "tour" / "outputs"

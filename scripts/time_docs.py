@@ -84,7 +84,7 @@ EXPERIMENTS = ("lora-experiment", "heads-experiment")
 
 
 def load():
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def measure(name):

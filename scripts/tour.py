@@ -17,8 +17,11 @@ trained it (another BLAS kernel adds floats in another order and training ends e
 the page shows the head that does the job in its own run, and says so.
 """
 
+import contextlib
+import io
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -171,6 +174,31 @@ def run_command(args, runs, cwd=REPO_ROOT, chosen=None):
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, shown, proc.stdout, proc.stderr)
     return shown, proc.stdout + proc.stderr
+
+
+def run_in_process(argv):
+    """Run `python ARGV` (a `-m minitx` command or a script) in this process; return what it
+    printed, stdout then stderr, as run_command does in a subprocess."""
+    from minitx.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            if argv[:2] == ["-m", "minitx"]:
+                code = main(argv[2:])
+            else:
+                sys.argv = list(argv)
+                try:
+                    runpy.run_path(str(REPO_ROOT / argv[0]), run_name="__main__")
+                    code = 0
+                except SystemExit as e:
+                    code = e.code or 0
+    finally:
+        sys.argv = saved
+    if code:
+        raise RuntimeError(f"python {' '.join(argv)} exited {code}:\n{out.getvalue()}{err.getvalue()}")
+    return out.getvalue() + err.getvalue()
 
 
 def run_dirs(root=None):

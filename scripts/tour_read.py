@@ -153,8 +153,7 @@ def lab_context(text):
 
 def embeddings_change(text):
     """(mean row length, mean move, chance similarity, {token: [(neighbour, cosine), ...]})."""
-    first = line_starting(text, "runs") if text.startswith("$") else text.splitlines()[0]
-    length, moved = (float(x) for x in re.findall(r"mean length ([\d.]+); training moved them by ([\d.]+)", first)[0])
+    length, moved = (float(x) for x in re.findall(r"mean length ([\d.]+); training moved them by ([\d.]+)", text)[0])
     chance = float(re.search(r"has median ([\d.]+)", text).group(1))
     neighbours = {}
     for line in lines_after(text, "nearest neighbours"):

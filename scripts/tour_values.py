@@ -139,7 +139,7 @@ VALUES = {
     "costliest-head": lambda out: "`" + max(single_head_costs(out).items(), key=lambda item: item[1])[0] + "`",
     "costliest-points": lambda out: points(max(single_head_costs(out).values())),
     "free-heads": lambda out: str(sum(c <= 0.005 for c in single_head_costs(out).values())),
-    "decoder-costs": lambda out: f"{points(min(whole_costs(out, 'decoder')))} to {points(max(whole_costs(out, 'decoder')))}",
+    "decoder-first-cost": lambda out: points(whole_costs(out, "decoder.layers.0.self_attn")[0]),
     "encoder-costs": lambda out: listing(points(c) for c in whole_costs(out, "encoder")),
     "pair-heads": lambda out: listing(n.split(".head")[1] for n in pair(out)[0]),
     "pair-sum": lambda out: " + ".join(f"{100 * c:.1f}" for c in pair(out)[1]) + f" = {100 * sum(pair(out)[1]):.1f}",
