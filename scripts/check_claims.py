@@ -25,6 +25,7 @@ own kernel runs, and the table says so.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -101,8 +102,6 @@ def available_kernels(wanted=2):
 
 def train(wanted, seed):
     """Train each {name: (run directory, config, overrides)} that has no checkpoint yet, with `seed`."""
-    import shutil
-
     for name, (run_dir, config, overrides) in wanted.items():
         path = Path(run_dir)
         if (path / "checkpoint.npz").exists():

@@ -56,6 +56,8 @@ def lora(text):
                            seconds=number(seconds), ms=number(ms), kb=number(kb))
     spectra = {}
     for matrix, shape, ratio, first, e1, e4, e8, r90, r99 in spectra_table[1:]:
+        if matrix.startswith("*"):  # the random matrices for scale, one per shape
+            matrix = f"{matrix} {shape}"
         spectra[matrix] = dict(shape=shape, energy4=number(e4), energy8=number(e8), r90=int(r90), r99=int(r99))
     truncation = {}
     for k, exact, token in truncation_table[1:]:

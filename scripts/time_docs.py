@@ -10,9 +10,12 @@ A sentence such as "Set-up, once (<!-- time make-tour -->one to two minutes<!-- 
 cores)" gets its words from every measurement of `make-tour` kept in docs/timings.json: the
 smallest and the largest, rounded outwards, as "50 to 90 seconds" or "4 to 6 minutes". Each
 measurement keeps the machine's load average (the number of processes wanting a core, averaged
-over the minute before) and its core count beside the seconds: a time measured on a busy machine
-is a time too, but one that says so. Measure on a quiet machine to narrow the ranges; delete a
-name's entries from docs/timings.json to start it afresh.
+over the minute before) and its core count beside the seconds. A measurement started while more
+processes wanted a core than there were cores says more about those processes than about the
+command, so when a name has measurements started on a machine that was not oversubscribed, only
+those count (`usable`); the others stay in the file, and count only when there is nothing else.
+Measure on a quiet machine to narrow the ranges; delete a name's entries from docs/timings.json
+to start it afresh. A record may say `how` it was measured, when not by this script.
 
 What each name times (each from nothing: runs are trained into a temporary directory, so the
 runs you have are never touched):
@@ -109,6 +112,17 @@ def phrase(seconds):
     return f"{max(lo, 1)} to {max(hi, lo + 1)} minutes"
 
 
+def usable(records):
+    """The records started with about one process per core or fewer (the load before, or after
+    when the start was not recorded, at most the core count plus a half: the load average is an
+    average, and our own timer is one of the processes), or all of them when none was."""
+    def load_of(r):
+        return r["load before"] if r["load before"] is not None else r["load after"]
+
+    quiet = [r for r in records if load_of(r) is not None and load_of(r) <= r["cores"] + 0.5]
+    return quiet or records
+
+
 def fill(timings, docs=DOCS):
     """Rewrite every time marker of the docs from `timings`; returns the names found."""
     found = []
@@ -121,7 +135,7 @@ def fill(timings, docs=DOCS):
             if not records:
                 raise SystemExit(f"{doc.name}: no measurement of {m.group('name')!r} in {TIMINGS.name}; "
                                  f"run python scripts/time_docs.py {m.group('name')}")
-            return f"<!-- time {m.group('name')} -->{phrase([r['seconds'] for r in records])}<!-- /time -->"
+            return f"<!-- time {m.group('name')} -->{phrase([r['seconds'] for r in usable(records)])}<!-- /time -->"
 
         doc.write_text(MARKER.sub(words, text))
     return found
@@ -147,8 +161,9 @@ def main():
                 print(f"{name:<18} {record['seconds']:7.1f} s   load {record['load before']:.1f} -> "
                       f"{record['load after']:.1f} on {record['cores']} cores", flush=True)
                 TIMINGS.write_text(json.dumps(timings, indent=1) + "\n")
-    for name in fill(timings):
-        print(f"{name:<18} {phrase([r['seconds'] for r in timings[name]])}  ({len(timings[name])} measurements)")
+    for name in dict.fromkeys(fill(timings)):
+        print(f"{name:<18} {phrase([r['seconds'] for r in usable(timings[name])])}  "
+              f"({len(usable(timings[name]))} of {len(timings[name])} measurements)")
 
 
 if __name__ == "__main__":
