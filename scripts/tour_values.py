@@ -18,6 +18,11 @@ import tour  # noqa: E402
 import tour_read as read  # noqa: E402
 
 
+def at_least(value):
+    """"0.995 or more", or "1.000: every one" when nothing is missed."""
+    return "1.000: every one" if value == 1.0 else f"{value:.3f} or more"
+
+
 def cosine(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
@@ -122,7 +127,7 @@ VALUES = {
     "zeroed-sum": lambda out: f"{read.lab_masking(out('lab-masking'))['zeroed sum']:.3f}",
     # Stop 3.
     "explain-params": lambda out: f"{read.parameters_total(out('trace-explain')):,}",
-    "lengths-trained": lambda out: f"{min(read.lab_lengths(out('lab-lengths'))[n][2] for n in range(2, 11)):.3f}",
+    "lengths-trained": lambda out: at_least(min(read.lab_lengths(out("lab-lengths"))[n][2] for n in range(2, 11))),
     "length-11": lambda out: f"{read.lab_lengths(out('lab-lengths'))[11][2]:.3f}",
     "length-1": lambda out: f"{read.lab_lengths(out('lab-lengths'))[1][2]:.3f}",
     # Stop 4.
