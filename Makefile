@@ -14,7 +14,7 @@ ARGS   ?=
 BLAS_THREADS ?= 1
 export OPENBLAS_NUM_THREADS = $(BLAS_THREADS)
 
-.PHONY: venv train test gradcheck bench tour tour-outputs doc-links clean
+.PHONY: venv train test gradcheck bench tour tour-outputs doc-links claims clean
 
 venv: $(STAMP)
 
@@ -36,7 +36,7 @@ gradcheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m minitx bench $(CONFIG) --threads $(BLAS_THREADS) $(ARGS)
 
-# The four small runs docs/tour.md reads, into runs/tour/ (about a minute on two cores; a run
+# The four small runs docs/tour.md reads, into runs/tour/ (docs/tour.md says how long; a run
 # already trained is kept), then every tour command's real output into docs/tour/outputs/.
 tour: $(STAMP)
 	$(BIN)/python scripts/tour.py
@@ -47,6 +47,14 @@ tour-outputs: tour
 # After moving code: every link from the docs into minitx/ follows the name its text shows.
 doc-links: $(STAMP)
 	$(BIN)/python scripts/make_doc_links.py
+
+# Every claim the docs make about the tour's runs (scripts/claims.py), checked on three seeds and
+# two BLAS kernels, this machine's own and another, each trained into runs/claims/; prints the
+# table. The first time trains six sets of the tour's runs and a phrases run each (20 to 60
+# minutes on two cores, as busy as they are); the runs are kept, so later checks take minutes.
+# ARGS=--experiments adds docs/lowrank.md's claims (both experiments on each kernel: an hour more).
+claims: $(STAMP)
+	$(BIN)/python scripts/check_claims.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,6 +3,7 @@ then ask whether the full fine-tuning update was effectively low rank.
 
     .venv/bin/python scripts/lora_experiment.py            # a few minutes
     .venv/bin/python scripts/lora_experiment.py --quick    # a 20-second smoke run
+    .venv/bin/python scripts/lora_experiment.py --out DIR  # runs and tables in DIR, the docs untouched
 
 What it does, all in runs/lowrank/ (which it clears first, so every timing is fresh):
   1. trains the base: the copy task, configs/tiny.yaml, until validation exact match is 1.0;
@@ -151,13 +152,17 @@ def truncation_table(root):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets, runs/lowrank-quick, docs untouched")
+    parser.add_argument("--out", help="train into OUT and write the tables to OUT/lora_experiment.md instead of the docs "
+                                      "(scripts/check_claims.py runs it so on each BLAS kernel)")
     args = parser.parse_args()
-    root = REPO_ROOT / "runs" / ("lowrank-quick" if args.quick else "lowrank")
+    root = Path(args.out).resolve() if args.out else REPO_ROOT / "runs" / ("lowrank-quick" if args.quick else "lowrank")
+    if args.out and root.exists() and any(root.iterdir()):
+        parser.error(f"--out {args.out}: not empty; give a new directory (we never delete what we did not make)")
     if root.exists():
         shutil.rmtree(root)
     # Config paths such as lora.base_run are relative to the repository root; train runs from it.
     os.chdir(REPO_ROOT)
-    root = root.relative_to(REPO_ROOT)
+    root = root.relative_to(REPO_ROOT) if root.is_relative_to(REPO_ROOT) else root
     started = time.perf_counter()
     print("training the base on copy (configs/tiny.yaml)", flush=True)
     base_overrides = ["train.steps=200"] + QUICK_DATA if args.quick else []
@@ -168,8 +173,8 @@ def main():
     table = fine_tune_table(root, args.quick)
     spectrum, summary = spectrum_table(root)
     truncation = truncation_table(root)
-    if args.quick:
-        picture = "(no picture with --quick)"
+    if args.quick or args.out:
+        picture = "(no picture with --quick or --out)"
     elif not plots.have_matplotlib():
         picture = "No picture: matplotlib is not installed. " + plots.INSTALL_HINT
     else:
@@ -188,8 +193,13 @@ def main():
         f"(one BLAS thread, {os.cpu_count()} CPU cores).*",
     ])
     print("\n" + text)
-    if not args.quick:
+    if args.out:
+        (Path(args.out) / "lora_experiment.md").write_text(text + "\n")
+    elif not args.quick:
         write_section(text, "lora_experiment")
+        import lowrank_read  # the prose quotes the new tables: rewrite its numbers from them
+
+        lowrank_read.fill_values()
         print(f"\nwrote the tables into {DOC.relative_to(REPO_ROOT)}")
 
 

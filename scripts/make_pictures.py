@@ -5,8 +5,8 @@
 
 For each of the copy (configs/tiny.yaml), reverse, numbers and phrases tasks we train a run into
 runs/pictures-<config>/ with `python -m minitx train <config> --quiet`, unless that directory
-already holds a checkpoint, so a second invocation only redraws. The four take about two
-minutes on two cores, the phrases run about one of them. Then we decode one input per task and save, under fixed names:
+already holds a checkpoint, so a second invocation only redraws. docs/tour.md states how long
+the four take (scripts/time_docs.py measures it), the phrases run most of it. Then we decode one input per task and save, under fixed names:
 
     copy-cross-attention.png            one head: output position i looks at source position i
     reverse-cross-attention.png         one head: output position i looks at position n-1-i

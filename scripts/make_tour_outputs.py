@@ -10,7 +10,10 @@ copied to docs/tour/images/.
 Then it fills docs/tour.md and docs/backward.md (PAGES): every block between `<!-- output NAME -->` (or
 `<!-- output NAME lines 1-7,35-104 -->`, to show some lines of the file, "..." marking the
 gaps) and `<!-- /output -->` is replaced by that file's lines, so what the page shows is what the
-code prints. tests/test_tour.py checks that the tour page and the files agree, and
+code prints. A number the prose quotes sits between `<!-- value NAME -->` and `<!-- /value -->`
+and is rewritten from the output files by VALUES[NAME] (scripts/tour_read.py reads them), so a
+sentence quotes the digits of the output beside it, whichever machine made it.
+tests/test_tour.py checks that the tour page and the files agree, and
 tests/test_explain_backward.py that backward.md's blocks do.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tour import COMMANDS, REPO_ROOT, RUNS, run_command  # noqa: E402
+from tour import COMMANDS, REPO_ROOT, RUNS, choices, run_command  # noqa: E402
 
 OUTPUTS = REPO_ROOT / "docs" / "tour" / "outputs"
 IMAGES = REPO_ROOT / "docs" / "tour" / "images"
@@ -30,6 +33,7 @@ PICTURES = ["{numbers}/head-spectra.png", "{numbers}/embeddings-source.png", "{n
 PAGE = REPO_ROOT / "docs" / "tour.md"
 PAGES = [PAGE, REPO_ROOT / "docs" / "backward.md"]
 BLOCK = re.compile(r"<!-- output (?P<name>[\w-]+)(?: lines (?P<lines>[\d,-]+))? -->\n(?P<body>.*?)<!-- /output -->", re.S)
+VALUE = re.compile(r"<!-- value (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /value -->", re.S)
 
 
 def selected_lines(text, spec):
@@ -72,15 +76,33 @@ def fill_page(page=PAGE):
     return count
 
 
+def output(name):
+    """The text of docs/tour/outputs/NAME.txt."""
+    return (OUTPUTS / f"{name}.txt").read_text()
+
+
+def fill_values(page=PAGE):
+    """Rewrite every `<!-- value NAME -->` of the page from the output files; returns how many."""
+    from tour_values import VALUES
+
+    text = page.read_text()
+    count = len(VALUE.findall(text))
+    filled = VALUE.sub(lambda m: f"<!-- value {m.group('name')} -->{VALUES[m.group('name')](output)}<!-- /value -->", text)
+    page.write_text(filled)
+    return count
+
+
 def main():
     runs = {name: run_dir for name, (run_dir, _, _) in RUNS.items()}
     missing = [d for d in runs.values() if not (REPO_ROOT / d / "checkpoint.npz").exists()]
     if missing:
         raise SystemExit(f"not trained yet: {', '.join(missing)}; run `make tour` first")
     OUTPUTS.mkdir(parents=True, exist_ok=True)
+    chosen = choices(runs)
+    print("heads the page explains: " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
     for name, args in COMMANDS:
         start = time.perf_counter()
-        shown, text = run_command(args, runs)
+        shown, text = run_command(args, runs, chosen=chosen)
         (OUTPUTS / f"{name}.txt").write_text(f"$ {shown}\n{text}")
         print(f"{name:<28} {time.perf_counter() - start:5.1f} s   $ {shown}", flush=True)
     IMAGES.mkdir(parents=True, exist_ok=True)
@@ -92,6 +114,7 @@ def main():
     print(f"wrote {len(COMMANDS)} files to {OUTPUTS.relative_to(REPO_ROOT)}")
     for page in PAGES:
         print(f"filled {fill_page(page)} output blocks of {page.relative_to(REPO_ROOT)}")
+    print(f"filled {fill_values()} values of {PAGE.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":

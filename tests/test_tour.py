@@ -14,7 +14,7 @@ from minitx.train import train
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from tour import COMMANDS, RUNS, command_line, run_command  # noqa: E402
+from tour import COMMANDS, RUNS, choices, command_pattern, run_command  # noqa: E402
 
 TINY = ["train.steps=20", "train.warmup=5", "train.eval_every=20", "data.n_valid=20", "data.n_test=20"]
 SMALL_MODEL = ["model.d_model=16", "model.d_ff=32"]  # H stays 4: the commands name head 3
@@ -36,6 +36,12 @@ def runs(tmp_path_factory):
     return dirs
 
 
+@pytest.fixture(scope="module")
+def chosen(runs):
+    """The heads the commands name, found in the tiny runs as make_tour_outputs.py finds them."""
+    return choices(runs)
+
+
 def test_the_runs_come_from_shipped_configs():
     for name, (run_dir, config, overrides) in RUNS.items():
         assert resolve_config_path(config).parent == REPO / "configs", config
@@ -54,9 +60,9 @@ def test_make_tour_trains_them_and_every_command_names_a_real_subcommand():
 
 
 @pytest.mark.parametrize("name, args", COMMANDS, ids=[name for name, _ in COMMANDS])
-def test_each_tour_command_runs(runs, name, args):
+def test_each_tour_command_runs(runs, chosen, name, args):
     try:
-        shown, text = run_command(args, runs)
+        shown, text = run_command(args, runs, chosen=chosen)
     except subprocess.CalledProcessError as e:
         pytest.fail(f"{e.cmd} exited {e.returncode}:\n{e.stdout}\n{e.stderr}")
     print(f"$ {shown}\n{text}")
@@ -70,7 +76,7 @@ def test_every_command_has_its_output_file_with_todays_command_line():
         path = REPO / "docs" / "tour" / "outputs" / f"{name}.txt"
         assert path.is_file(), f"{path} missing: run `make tour` and scripts/make_tour_outputs.py"
         first = path.read_text().splitlines()[0]
-        assert first == "$ " + command_line(args, runs), f"{path.name} was written by another command: {first}"
+        assert command_pattern(args, runs).match(first[2:]), f"{path.name} was written by another command: {first}"
 
 
 def test_the_tour_page_shows_exactly_the_output_files():
@@ -96,3 +102,37 @@ def test_every_command_the_tour_page_names_exists():
     assert subcommands <= set(CLI_COMMANDS), f"no such minitx command: {sorted(subcommands - set(CLI_COMMANDS))}"
     missing = [s for s in scripts if not (REPO / s).is_file()]
     assert not missing, f"the tour names scripts that do not exist: {missing}"
+
+
+def value_mismatches(text, output):
+    """[(value name, the page's text, what VALUES reads from the outputs)] where they differ."""
+    import make_tour_outputs
+    from tour_values import VALUES
+
+    found = []
+    for m in make_tour_outputs.VALUE.finditer(text):
+        expected = VALUES[m.group("name")](output)
+        if m.group("text") != expected:
+            found.append((m.group("name"), m.group("text"), expected))
+    return found
+
+
+def test_every_number_the_page_quotes_is_read_from_the_outputs():
+    import make_tour_outputs
+    from tour_values import VALUES
+
+    text = make_tour_outputs.PAGE.read_text()
+    used = [m.group("name") for m in make_tour_outputs.VALUE.finditer(text)]
+    assert set(used) <= set(VALUES), f"the page names values tour_values.py does not define: {sorted(set(used) - set(VALUES))}"
+    assert set(VALUES) <= set(used), f"values no sentence quotes: {sorted(set(VALUES) - set(used))}"
+    mismatches = value_mismatches(text, make_tour_outputs.output)
+    assert not mismatches, f"run scripts/make_tour_outputs.py; (value, page, outputs): {mismatches}"
+
+
+def test_a_number_typed_by_hand_is_caught():
+    import make_tour_outputs
+
+    text = make_tour_outputs.PAGE.read_text()
+    m = next(make_tour_outputs.VALUE.finditer(text))
+    planted = text.replace(m.group(0), f"<!-- value {m.group('name')} -->{m.group('text')}9<!-- /value -->", 1)
+    assert [name for name, _, _ in value_mismatches(planted, make_tour_outputs.output)] == [m.group("name")]
