@@ -204,7 +204,7 @@ def params_for_any_heads(ev):
     """The tour_numbers model's parameter count with H = 1, 2, 4 and 8 heads."""
     from dataclasses import replace
 
-    from minitx.build import count_params
+    from minitx.memory import count_params
     from minitx.config import load_config, resolve_config_path
 
     m = load_config(resolve_config_path("tour_numbers"), check_files=False).model
