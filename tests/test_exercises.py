@@ -529,9 +529,10 @@ def test_a_flood_of_printing_is_cut_and_says_how_much(tmp_path, monkeypatch, cap
     shown, cut = out.split("[the grader cut the rest of what your file printed: ")
     assert len(shown) < room.SHOWN_CHARS + 10, len(shown)
     # 100,000 x and a newline, of which the grader showed the first SHOWN_CHARS, then "forward"
-    # and a newline for each forward: one to check it, one before backward, and two for each of
-    # the 15 + 3 + 40 elements of W, b and x that the finite differences nudge.
-    forwards = 2 + 2 * (15 + 3 + 40)
+    # and a newline for each forward: one to check it, one before backward, one for each of W, b
+    # and x at its values as they are, and two for each of the 15 + 3 + 40 elements of W, b and x
+    # that the finite differences nudge (none of them near a kink: no second, smaller nudge).
+    forwards = 2 + 3 + 2 * (15 + 3 + 40)
     assert cut.startswith(f"{100_001 - room.SHOWN_CHARS + forwards * 8:,} more characters, {1 + forwards} more lines]\nGrading "), cut[:200]
 
 

@@ -169,3 +169,43 @@ def test_a_trained_run_is_checked_at_its_own_weights(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"Checking the trained weights of {run_dir}" in out and "entries probed (up to 2 per tensor)" in out, out
     assert out.rstrip().endswith("0 tensors failed"), out
+
+
+def test_an_entry_whose_nudge_crosses_a_relu_kink_is_left_out_not_misread():
+    # L(x) = relu(x0 - 3e-7) * 5 + x1^2: at x0 = 0 the kink lies 3e-7 away, inside a nudge of
+    # 1e-5 and of 1e-6, so no central difference there is a derivative; the true one is 0.
+    x = np.array([0.0, 0.5])
+    loss = lambda: 5 * max(x[0] - 3e-7, 0.0) + x[1] ** 2
+    naive = (5 * max(1e-5 - 3e-7, 0.0) - 0.0) / 2e-5  # what a plain central difference says
+    assert naive > 1.0, naive
+    numeric = gradcheck.probe(loss, x, [0, 1])
+    assert np.isnan(numeric[0]) and abs(numeric[1] - 1.0) < 1e-9, numeric
+    # A kink further than h / 10 away: the second, smaller nudge measures the derivative.
+    x[0] = -2e-6
+    assert abs(gradcheck.probe(loss, x, [0])[0]) < 1e-12
+    # A smooth loss whose derivative is exactly 0 is measured, not mistaken for a kink.
+    x[:] = 0.0
+    assert abs(gradcheck.probe(lambda: np.cosh(x[0]) + x[1] ** 2, x, [0])[0]) < 1e-9
+
+    probes = gradcheck.Probes({"w": (np.array([0, 1]), np.array([np.nan, 1.0])), "v": (np.array([0]), np.array([np.nan]))})
+    rows = {r.name: r for r in gradcheck.rows_against(probes, {"w": np.array([123.0, 1.0]), "v": np.array([0.0])})}
+    assert rows["w"].ok and (rows["w"].probed, rows["w"].kinks) == (1, 1), rows["w"]
+    assert not rows["v"].ok, "a tensor with no measurable entry was not checked, so it must not pass"
+    assert "1 of its entries at a ReLU kink left out" in gradcheck.format_table([rows["w"]])
+
+
+def test_the_floor_grows_where_rounding_alone_could_reach_the_threshold():
+    # The key bias's true gradient is exactly 0: both sides are noise. With a large loss and
+    # every entry probed the noise alone would pass FLOOR * THRESHOLD; the floor keeps it a
+    # quarter of the threshold.
+    eps, h = np.finfo(np.float64).eps, gradcheck.STEP
+    assert gradcheck.noise_floor(2.0, 8) == gradcheck.FLOOR
+    n, loss = 256, 20.0
+    noise = np.full(n, np.sqrt(1.0) * eps * loss / h)  # each central difference's rounding
+    assert gradcheck.rel_error(np.zeros(n), noise) > gradcheck.THRESHOLD
+    assert gradcheck.rel_error(np.zeros(n), noise, gradcheck.noise_floor(loss, n)) <= gradcheck.THRESHOLD / 4
+    # A real slip is still far above it: one wrong term of 1e-4 in a tensor of size 1e-2.
+    analytic = np.full(n, 1e-2 / np.sqrt(n))
+    wrong = analytic.copy()
+    wrong[0] += 1e-4
+    assert gradcheck.rel_error(wrong, analytic, gradcheck.noise_floor(loss, n)) > 100 * gradcheck.THRESHOLD

@@ -126,7 +126,12 @@ class Loss64:
 def finite_difference_check(entry, analytic32, analytic64, numeric):
     """The Check of the gradient of one entry ("W_Q[3, 5]") against its central difference, both
     in float64. The float32 model's own value is printed beside them, not compared: it may differ
-    in the fourth digit, as explained at the top of the printout."""
+    in the fourth digit, as explained at the top of the printout. A NaN central difference means
+    the nudge would carry some ReLU's input across 0 (gradcheck.one_entry): there a finite
+    difference measures no derivative, and we say so instead of comparing."""
+    if np.isnan(numeric):
+        return Check(f"check: d{entry} by finite difference: not measurable here, a nudge of h = {H_STEP:g} carries "
+                     f"some ReLU's input across 0 (the backward in float64: {analytic64:.8g})")
     diff = abs(numeric - analytic64)
     assert diff <= FD_RELATIVE * abs(numeric) + FD_ABSOLUTE, (
         f"d{entry}: the backward gives {analytic64:.8g}, the finite difference {numeric:.8g}")
