@@ -373,7 +373,8 @@ class Transformer(Module):
         return padding_mask(src, self.pad_id)
 
     def target_mask(self, tgt_in):
-        """tgt_in (B, T) -> (B, 1, T, T): no future positions, no padding."""
+        """tgt_in (B, T) -> (B, 1, T, T): no future positions, no padding. With model.causal
+        false there is only the padding mask, (B, 1, 1, T), which broadcasts over the queries."""
         mask = padding_mask(tgt_in, self.pad_id)  # (B, 1, 1, T)
         if self.causal:
             mask = mask & causal_mask(tgt_in.shape[1])  # (B, 1, T, T)
@@ -395,7 +396,8 @@ class Transformer(Module):
         return self.decoder.forward(tgt_in, memory, self.target_mask(tgt_in), src_mask)  # (B, T, V)
 
     def backward(self, dlogits):
-        """The forward read in reverse: decoder first, then the encoder with the summed dmemory."""
+        """dlogits (B, T, V) -> None: the forward read in reverse, the decoder first, then the
+        encoder with dmemory (B, S, D) summed over every decoder layer."""
         # forward (in decode): return self.decoder.forward(tgt_in, memory, self.target_mask(tgt_in), src_mask)
         dmemory = self.decoder.backward(dlogits)  # (B, S, D)
         # forward (in encode): return self.encoder.forward(src, src_mask), src_mask

@@ -5,6 +5,7 @@ behaves the same whatever OPENBLAS_NUM_THREADS said when Python started; the com
 train.threads in minitx.config says why the default is one.
 """
 
+import numpy  # noqa: F401  (loads the BLAS library, so that threadpoolctl finds it)
 from threadpoolctl import threadpool_info, threadpool_limits
 
 
@@ -20,3 +21,12 @@ def blas_threads():
     None if threadpoolctl finds none."""
     counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     return max(counts) if counts else None
+
+
+def blas_kernels():
+    """The kernels the BLAS library chose for this CPU, as threadpoolctl reports them
+    ("SkylakeX", "Haswell", ...; OpenBLAS lets OPENBLAS_CORETYPE choose others), or None.
+    They matter beyond speed: other kernels add a product's terms in another order, so the
+    same config and seed train to other weights on them."""
+    names = [lib.get("architecture") for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return next((n for n in names if n), None)

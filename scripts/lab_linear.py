@@ -114,7 +114,8 @@ def main():
         return np.maximum(v, 0)
 
     print("\n4. Not every step is linear. The layer norm rescales its input away, and the ReLU cuts at zero:")
-    print(f"   norm(2 a) - 2 norm(a): largest entry {np.abs(n2 - 2 * n1).max():.3f}   (norm(2 a) - norm(a): {np.abs(n2 - n1).max():.1e})")
+    print(f"   norm(2 a) - 2 norm(a): largest entry {np.abs(n2 - 2 * n1).max():.3f}   (norm(2 a) - norm(a): {np.abs(n2 - n1).max():.1e},"
+          f" not quite 0 only because of the eps = {norm.eps:g} under its square root)")
     print(f"   relu(a) + relu(-a) = |a| = {fmt(relu(a) + relu(-a))}, where a linear map would give 0")
 
 

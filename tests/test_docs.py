@@ -70,3 +70,11 @@ def test_the_gradcheck_samples_in_the_docs_match_a_fresh_check():
     assert make_gradcheck_doc.block_lines(backward, "gradcheck sample") == readme, "backward.md section 21 differs from the README"
     key_rows = assert_rows_match(make_gradcheck_doc.block_lines(backward, "key.b rows"), fresh)
     assert sorted(row[0] for row in key_rows) == sorted(n for n in fresh if n.endswith(".key.b")), key_rows
+
+
+def test_every_python_block_of_the_readme_runs_as_written(capsys):
+    blocks = re.findall(r"^```python\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.M | re.S)
+    assert blocks, "the README has no python block any more"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert "(2, 4, 3, 5)" in capsys.readouterr().out

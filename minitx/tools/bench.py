@@ -52,7 +52,7 @@ from minitx.data import PAD, load_task
 from minitx.model import layer_set
 from minitx.optim import make_schedule
 from minitx.build import build_model, build_optimizer
-from minitx.threads import blas_threads, use_blas_threads
+from minitx.threads import blas_kernels, blas_threads, use_blas_threads
 from minitx.train import train_step
 
 N_BATCHES = 8  # distinct batches we cycle through: real data, drawn before the clock starts
@@ -171,6 +171,7 @@ class StepBench:
             # OpenBLAS picks its kernels for the CPU it finds unless OPENBLAS_CORETYPE pins
             # them, and every time here depends on that choice: on an AVX-512 CPU, pinning the
             # AVX2 "Haswell" kernels roughly halves the matrix-product peak.
+            "blas_kernels": blas_kernels(),
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE") or "auto",
         }
 
