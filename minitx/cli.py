@@ -12,6 +12,7 @@ import sys
 
 
 from minitx.errors import UserError
+from minitx.exercises import DEFAULT_FOLDER
 
 
 def cmd_train(args):
@@ -305,7 +306,7 @@ def build_parser():
     mode.add_argument("--solution", action="store_true", help="show the plain minitx lines that solve NAME")
     mode.add_argument("--break", dest="break_it", action="store_true",
                       help="plant a well-known mistake in minitx's own layer for NAME (an exercise or a bug) and show what the check says")
-    p.add_argument("--dir", default="my_exercises", help="your working folder (default my_exercises, in the current directory)")
+    p.add_argument("--dir", default=DEFAULT_FOLDER, help=f"your working folder (default {DEFAULT_FOLDER}, in the current directory)")
     return parser
 
 

@@ -18,6 +18,7 @@ from minitx.data import Task, Vocab, load_task
 from minitx.decode import output_limit
 from minitx.errors import UserError
 from minitx.rundir import Run, check_same_run, check_vocab, load_params
+from minitx.shell import minitx_command
 from minitx.threads import use_blas_threads
 
 
@@ -34,7 +35,9 @@ def load_run(run_dir, need_data=True, fused=None, max_output_len=0, threads=0):
     changed."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: not a run directory")
+        what = "not a directory" if run_dir.exists() else "no such directory"
+        raise UserError(f"{run_dir}: {what}, so not a run directory; `{minitx_command()} train CONFIG --out {run_dir}` "
+                        f"trains one there (the tour's runs in runs/tour/ come from `make tour`, run from the repository root)")
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise UserError(f"{run_dir}: no config.yaml (is this a minitx run directory?)")

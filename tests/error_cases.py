@@ -151,7 +151,7 @@ CASES = [
     ("held-out sets leave nothing to train on", lambda: train(str(TINY), "--set", "train.warmup=0", "--set", "data.n_symbols=2", "--set", "data.min_len=2", "--set", "data.max_len=2"), r"hold all 4 possible sequences"),
     ("--resume with nothing to resume", lambda: ["train", str(TINY), "--out", "empty", "--resume"], r"empty: nothing to resume"),
     ("resume with a different model", lambda: (trained_run(), ["train", str(TINY), "--out", "run", "--resume", "--set", "train.warmup=0", "--set", "model.d_ff=128"])[1], r"trained with model.d_ff = 256, the config says 128"),
-    ("a run directory that does not exist", lambda: ["eval", "no_such_run"], r"no_such_run: not a run directory"),
+    ("a run directory that does not exist", lambda: ["eval", "no_such_run"], r"no_such_run: no such directory, so not a run directory; `.* -m minitx train CONFIG --out no_such_run` trains one there"),
     ("a run directory without a checkpoint", lambda: (Path("r").mkdir(), Path("r/config.yaml").write_text(TINY.read_text()), ["eval", "r"])[2], r"r/checkpoint.npz: no checkpoint here"),
     ("a truncated checkpoint", corrupt(lambda b: b[: len(b) // 2]), r"checkpoint.npz: not a readable minitx checkpoint"),
     ("a corrupted checkpoint", corrupt(lambda b: b"garbage" + b[7:]), r"checkpoint.npz: not a readable minitx checkpoint"),

@@ -562,3 +562,14 @@ def test_a_script_that_grades_without_a_main_guard_works_in_a_real_process(tmp_p
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "grade.py"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "" and "softmax: passing" in proc.stdout, proc
+
+
+def test_the_commands_it_prints_keep_the_working_folder(tmp_path, monkeypatch, capsys):
+    # Typed as printed, the next command must grade the same file, not start a new one elsewhere.
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run(capsys, "linear", "--dir", "mine")
+    assert status != 0 and f"`{minitx_command()} exercise linear --dir mine` again" in out, out
+    status, out, _ = run(capsys, "--dir", "mine")
+    assert f"Next: {minitx_command()} exercise linear --dir mine" in out, out
+    status, out, _ = run(capsys, "linear")
+    assert f"`{minitx_command()} exercise linear` again" in out, out

@@ -11,3 +11,6 @@
 
 docs/exercises.md is the learner's guide.
 """
+
+# The learner's working folder when `exercise --dir` names no other, in the current directory.
+DEFAULT_FOLDER = "my_exercises"

@@ -11,11 +11,12 @@ as NAME.py.bak-N, with N one more than any backup already there, so no backup is
 import difflib
 import inspect
 import re
+import shlex
 from importlib import resources
 from pathlib import Path
 
 from minitx.errors import UserError
-from minitx.exercises import breakit, grader, room
+from minitx.exercises import DEFAULT_FOLDER, breakit, grader, room
 from minitx.exercises.catalog import BY_NAME, EXERCISES
 from minitx.gradcheck import THRESHOLD
 from minitx.shell import minitx_command
@@ -87,12 +88,19 @@ def reset(exercise, folder):
     return 0
 
 
+def exercise_command(name, folder):
+    """The command that grades exercise `name` in `folder`, as the learner would type it: with
+    --dir unless the folder is the default one, so that it finds the same file."""
+    where = "" if Path(folder) == Path(DEFAULT_FOLDER) else f" --dir {shlex.quote(str(folder))}"
+    return f"{minitx_command()} exercise {name}{where}"
+
+
 def grade(exercise, folder):
     path, created = start(exercise, folder)
     number = EXERCISES.index(exercise) + 1
     if created:
         print(f"Started exercise {number}, {exercise.name}: your copy is {path}. Fill in the lines marked TODO in its\n"
-              f"backward, then run `{minitx_command()} exercise {exercise.name}` again to grade it. Its grade so far:\n")
+              f"backward, then run `{exercise_command(exercise.name, folder)}` again to grade it. Its grade so far:\n")
     graded = room.grade(exercise, path)
     print(graded.shown_output(), end="")
     results = graded.results()
@@ -104,7 +112,7 @@ def grade(exercise, folder):
         worst = max(r.vs_numeric for result in results for r in result.rows)
         nxt = EXERCISES[number] if number < len(EXERCISES) else None
         print(f"{exercise.name}: passing, every gradient right ({right} of {total}; worst relative error {worst:.1e}, threshold {THRESHOLD:.0e}).")
-        print(f"Next: {minitx_command()} exercise {nxt.name}" if nxt else
+        print(f"Next: {exercise_command(nxt.name, folder)}" if nxt else
               "That was the last exercise. minitx's other backward passes (ReLU, dropout, the tied output layer, whole\n"
               "encoder and decoder layers) are in minitx/nn/ and minitx/model.py; docs/backward.md derives each one.")
         return 0
@@ -147,7 +155,7 @@ def list_exercises(folder):
     if todo:
         path = Path(folder) / f"{todo.name}.py"
         where = f"grades {path}" if path.exists() else f"the first run copies the skeleton to {path}"
-        print(f"Next: {minitx_command()} exercise {todo.name}   ({where})")
+        print(f"Next: {exercise_command(todo.name, folder)}   ({where})")
     print("Also: --reset NAME starts one again (keeping your file as a backup), --solution NAME shows minitx's own")
     print("lines, --break NAME plants a known mistake in minitx's layer and shows what the check says.")
     return 0
