@@ -100,9 +100,10 @@ def main():
                 firsts[next(p for p, (a, b) in enumerate(zip(written, target)) if a != b)] += 1
         mistakes = ", ".join(f"{p} ({n})" for p, n in sorted(firsts.items(), key=lambda x: -x[1])[:4]) or "-"
         print(f"{L:>6}  {trained[L]:>10,}  {len(new):>6}  {right / len(new):11.3f}  {mistakes}")
-    print(f"\ntrained on: distinct training sequences of that length. unseen: the test draws of that length that\n"
-          f"training never showed, counted with their repeats (200 draws of length 2 hit its 100 possible sequences\n"
-          f"more than once), so the two columns count different things. Training showed source positions 0 to "
+    print(f"\ntrained on: distinct training sequences of that length. unseen: the {N_TEST} test draws of that length that\n"
+          f"training never showed, counted with their repeats (length 2 has only {d.n_symbols} ** 2 = {d.n_symbols ** 2}\n"
+          f"possible sequences), so the two columns count different things. "
+          f"Training showed source positions 0 to "
           f"{d.max_len} (the last holding </s>)\nand decoder output positions 0 to {d.max_len} (the last writing </s>). "
           f"Output position p is the (p+1)-th token written.")
 
