@@ -353,7 +353,10 @@ class Check:
             self.adapters = LoRA(self.model, LORA_TARGETS, rank=2, alpha=3.0, rng=np.random.default_rng(3))
             for name, B in self.adapters.params.items():
                 if name.endswith(".B"):
-                    B[...] = rng.standard_normal(B.shape)  # nonzero, so that dA is not trivially 0
+                    # Nonzero, so that dA is not trivially 0; each row of length about 1, so that a
+                    # nudge of one entry of A moves a row of W by about h (times alpha / r), not by
+                    # sqrt(D) * h, which would make the central difference's h^2 error show.
+                    B[...] = rng.standard_normal(B.shape) / np.sqrt(B.shape[1])
         # Dropout acts in the model checks; the LoRA check runs the model in evaluation mode,
         # as its fine-tuning tests do.
         self.model.train(not variant.lora)

@@ -209,3 +209,18 @@ def test_the_floor_grows_where_rounding_alone_could_reach_the_threshold():
     wrong = analytic.copy()
     wrong[0] += 1e-4
     assert gradcheck.rel_error(wrong, analytic, gradcheck.noise_floor(loss, n)) > 100 * gradcheck.THRESHOLD
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [[], ["model.norm=post", "model.tie_output=false", "model.dropout=0.1", "train.label_smoothing=0.1"]],
+                         ids=["pre-tied", "post-untied-dropout"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradcheck_passes_a_right_backward_on_real_trained_runs(overrides, seed, tmp_path, capsys):
+    # A trained run's full-size model: thousands of ReLU inputs (kinks), a large loss on random
+    # tokens (rounding), LoRA adapters moving whole rows of W. None of these may read as a wrong
+    # backward: the command as a learner runs it, on runs of three seeds.
+    run_dir = train("tiny", ["train.steps=300", f"train.seed={seed}", *overrides], out=tmp_path / "run", quiet=True)
+    capsys.readouterr()
+    status = main(["gradcheck", str(run_dir)])
+    out = capsys.readouterr().out
+    assert status == 0 and out.rstrip().endswith("0 tensors failed"), out[-3000:]
