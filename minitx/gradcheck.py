@@ -232,16 +232,26 @@ def with_fixed_dropout(model, loss_fn):
     return fixed
 
 
+def analytic_gradients(model, loss, loss_fn, adapters=None):
+    """One forward (loss_fn) and the model's backward: name -> a copy of the gradient of every
+    parameter of the model, or of the adapters' A and B when adapters are given (their backward
+    turns the model's dW into dA and dB)."""
+    model.zero_grad()
+    if adapters:
+        adapters.zero_grad()
+    loss_fn()
+    model.backward(loss.backward())
+    if adapters:
+        adapters.backward()
+    return {k: g.copy() for k, g in (adapters or model).grads.items()}
+
+
 def check_model(model, loss, src, tgt_in, tgt_out, sample=0):
     """Check every parameter of a Transformer against the full cross-entropy loss, in training
     mode: dropout on, with the same masks in every evaluation (with_fixed_dropout)."""
     model.train(True)
     loss_fn = with_fixed_dropout(model, lambda: loss.forward(model.forward(src, tgt_in), tgt_out))
-    model.zero_grad()
-    loss_fn()
-    model.backward(loss.backward())
-    analytic = {k: g.copy() for k, g in model.grads.items()}
-    return compare(loss_fn, model.params, analytic, sample=sample)
+    return compare(loss_fn, model.params, analytic_gradients(model, loss, loss_fn), sample=sample)
 
 
 def check_lora(model, adapters, loss, src, tgt_in, tgt_out, sample=0):
@@ -256,13 +266,7 @@ def check_lora(model, adapters, loss, src, tgt_in, tgt_out, sample=0):
         adapters.forward()
         return loss.forward(model.forward(src, tgt_in), tgt_out)
 
-    model.zero_grad()
-    adapters.zero_grad()
-    loss_fn()
-    model.backward(loss.backward())
-    adapters.backward()
-    analytic = {k: g.copy() for k, g in adapters.grads.items()}
-    return compare(loss_fn, adapters.params, analytic, sample=sample)
+    return compare(loss_fn, adapters.params, analytic_gradients(model, loss, loss_fn, adapters), sample=sample)
 
 
 def trained_looking(model, rng):
@@ -381,14 +385,7 @@ class Check:
 
     def gradients(self):
         """One forward and backward: name -> analytic gradient of every checked tensor."""
-        self.model.zero_grad()
-        if self.adapters:
-            self.adapters.zero_grad()
-        self.loss_value()
-        self.model.backward(self.loss.backward())
-        if self.adapters:
-            self.adapters.backward()
-        return {name: g.copy() for name, g in (self.adapters or self.model).grads.items()}
+        return analytic_gradients(self.model, self.loss, self.loss_value, self.adapters)
 
     def relu_margin(self):
         """How close to its kink at 0 the input of any ReLU comes in this check's forward pass
@@ -439,12 +436,18 @@ def config_checks(config_name):
     architecture (its depth and, up to two, its heads), plain and fused, each in all four
     variants (pre/post norm x tied/untied output), with dropout 0.1 and label smoothing; then
     LoRA adapters."""
+    arch, eps = config_architecture(config_name)
+    return [Check(variant, arch, label_smoothing=eps) for variant in VARIANTS]
+
+
+def config_architecture(config_name):
+    """(the small float64 architecture `gradcheck CONFIG` checks, its label smoothing): the
+    config's depth and (up to two) heads, and its label smoothing, or 0.1 where it has none."""
     from minitx.config import load_config, resolve_config_path
 
     cfg = load_config(resolve_config_path(config_name))
-    arch = small_architecture(cfg.model.n_enc_layers, cfg.model.n_dec_layers, 2 if cfg.model.n_heads > 1 else 1)
-    eps = cfg.train.label_smoothing or 0.1
-    return [Check(variant, arch, label_smoothing=eps) for variant in VARIANTS]
+    m = cfg.model
+    return small_architecture(m.n_enc_layers, m.n_dec_layers, 2 if m.n_heads > 1 else 1), cfg.train.label_smoothing or 0.1
 
 
 def run_checks(run_dir):

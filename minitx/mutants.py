@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from minitx import gradcheck
-from minitx.exercises.breakit import Edit, planted, relative_source_file
+from minitx.exercises.breakit import Edit, methods_to_plant, planted, relative_source_file
 from minitx.lora import Adapter
 from minitx.model import Decoder, DecoderLayer, Encoder, EncoderLayer, PostNormDecoderLayer, PostNormEncoderLayer, Stack
 from minitx.nn import CrossEntropy, Dropout, Embedding, FeedForward, LayerNorm, Linear, MultiHeadAttention, ReLU
@@ -234,12 +234,9 @@ def plant_everywhere(objects, slip):
     for name, obj in objects:
         if slip.where and not re.search(slip.where, name):
             continue
-        for method in dict.fromkeys(e.function.__name__ for e in slip.edits):
-            original = getattr(type(obj), method, None)
-            mine = tuple(e for e in slip.edits if e.function is original)
-            if mine:
-                bound = types.MethodType(planted_copy(original, mine, slip.name), obj)
-                setattr(obj, method, counted(bound, calls))
+        for method, original, mine in methods_to_plant(obj, slip.edits):
+            bound = types.MethodType(planted_copy(original, mine, slip.name), obj)
+            setattr(obj, method, counted(bound, calls))
     return calls
 
 
@@ -373,15 +370,6 @@ def reasons(results):
                      for r in results if r.slip.harmless)
 
 
-def architecture(config_name):
-    """The small float64 architecture `gradcheck CONFIG` checks, and the label smoothing."""
-    from minitx.config import load_config, resolve_config_path
-
-    cfg = load_config(resolve_config_path(config_name))
-    m = cfg.model
-    return gradcheck.small_architecture(m.n_enc_layers, m.n_dec_layers, 2 if m.n_heads > 1 else 1), cfg.train.label_smoothing or 0.1
-
-
 def describe(clean, results, config_name, sample, variants):
     """(text, ok): everything `gradcheck --mutants` prints for run's results, and whether the
     command succeeds."""
@@ -399,7 +387,7 @@ def report(config_name, sample, slips=None, variants=None):
     variants (default every one)."""
     slips = SLIPS + HARMLESS if slips is None else slips
     variants = gradcheck.VARIANTS if variants is None else variants
-    arch, eps = architecture(config_name)
+    arch, eps = gradcheck.config_architecture(config_name)
     clean, results = run(slips, arch, eps, sample, variants)
     return describe(clean, results, config_name, sample, variants)
 

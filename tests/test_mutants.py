@@ -29,7 +29,7 @@ NUMBER = re.compile(r"^\d\.\d\de[+-]\d\d$")
 def catalogue():
     """The whole catalogue, planted as `gradcheck --mutants --sample 8` plants it: (clean rows
     per variant, results, printed text, ok)."""
-    arch, eps = mutants.architecture("tiny")
+    arch, eps = gradcheck.config_architecture("tiny")
     clean, results = mutants.run(mutants.SLIPS + mutants.HARMLESS, arch, eps, SAMPLE, gradcheck.VARIANTS)
     text, ok = mutants.describe(clean, results, "tiny", SAMPLE, gradcheck.VARIANTS)
     return clean, results, text, ok
@@ -79,7 +79,7 @@ def test_sharing_the_clean_finite_differences_gives_the_same_check(catalogue):
     _, results, _, _ = catalogue
     result = next(r for r in results if r.slip.name.startswith("LayerNorm: gamma forgotten"))
     variant = Variant()
-    check = Check(variant, mutants.architecture("tiny")[0])
+    check = Check(variant, gradcheck.config_architecture("tiny")[0])
     mutants.plant_everywhere(check.objects(), result.slip)
     rows = check.rows(SAMPLE)
     assert [(r.name, r.rel_error) for r in rows] == [(r.name, r.rel_error) for r in result.rows[variant]]
@@ -91,7 +91,7 @@ def test_at_initial_values_a_forgotten_gamma_passes_the_check():
     slips = [s for s in mutants.SLIPS if "gamma" in s.name]
     assert len(slips) == 5, [s.name for s in slips]
     variants = (Variant(), Variant(fused=True))
-    _, results = mutants.run(slips, mutants.architecture("tiny")[0], variants=variants, weights="initial")
+    _, results = mutants.run(slips, gradcheck.config_architecture("tiny")[0], variants=variants, weights="initial")
     for r in results:
         assert not r.problem and r.rows and not r.caught_in(), f"{r.slip.name}: caught in {r.caught_in()} at initial values"
 
@@ -112,7 +112,7 @@ def test_a_stale_plant_or_one_that_never_runs_is_named():
     stale = mutants.Slip("a line that is gone", (Edit(LayerNorm.backward, "dxhat = dout * gamma_of_old", "dxhat = dout"),))
     idle = mutants.Slip("planted where nothing calls it", (Edit(LayerNorm.backward, 'dxhat = dout * self.params["gamma"]', "dxhat = dout"),),
                          where="nowhere")
-    clean, results = mutants.run([stale, idle], mutants.architecture("tiny")[0], variants=(Variant(),))
+    clean, results = mutants.run([stale, idle], gradcheck.config_architecture("tiny")[0], variants=(Variant(),))
     text, ok = mutants.describe(clean, results, "tiny", SAMPLE, (Variant(),))
     assert not ok
     assert "is gone from LayerNorm.backward" in results[0].problem, results[0].problem

@@ -80,13 +80,20 @@ def plant(layer, edits, label, target=""):
     for attribute in filter(None, target.split(".")):
         obj = getattr(obj, attribute)
     changes = []
-    for name in dict.fromkeys(e.function.__name__ for e in edits):
-        original = getattr(type(obj), name, None)
-        mine = [e for e in edits if e.function is original]
-        if mine:
-            function, made = planted(original, mine, label)
-            setattr(obj, name, types.MethodType(function, obj))
-            changes += made
+    for name, original, mine in methods_to_plant(obj, edits):
+        function, made = planted(original, mine, label)
+        setattr(obj, name, types.MethodType(function, obj))
+        changes += made
     if not changes:
         raise RuntimeError(f"{label}: none of its edits is in a method of {type(obj).__qualname__}")
     return changes
+
+
+def methods_to_plant(obj, edits):
+    """(method name, the class's function, its edits) for each method of obj's class that an
+    edit names: the edits whose function is that very method, in their order."""
+    for name in dict.fromkeys(e.function.__name__ for e in edits):
+        original = getattr(type(obj), name, None)
+        mine = tuple(e for e in edits if e.function is original)
+        if mine:
+            yield name, original, mine
