@@ -25,13 +25,16 @@ own kernel runs, and the table says so.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import tour  # noqa: E402
+
+REPO_ROOT = tour.REPO_ROOT
 RUNS_ROOT = REPO_ROOT / "runs" / "claims"
 SEEDS = (0, 1, 2)
 # OpenBLAS's x86-64 kernel types, newest first, with the CPU flags each needs.
@@ -103,27 +106,18 @@ def available_kernels(wanted=2):
 def train(wanted, seed):
     """Train each {name: (run directory, config, overrides)} that has no checkpoint yet, with `seed`."""
     for name, (run_dir, config, overrides) in wanted.items():
-        path = Path(run_dir)
-        if (path / "checkpoint.npz").exists():
-            continue
-        if path.exists():
-            shutil.rmtree(path)  # a run stopped before its first checkpoint
-        command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(path)]
-        command += [a for o in list(overrides) + [f"train.seed={seed}"] for a in ("--set", o)]
-        tick = time.perf_counter()
-        subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
-        print(f"  trained {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path} "
-              f"in {time.perf_counter() - tick:.0f} s", flush=True)
+        took = tour.train_run(run_dir, config, [*overrides, f"train.seed={seed}"], quiet=True)
+        if took is not None:
+            path = Path(run_dir)
+            print(f"  trained {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path} in {took:.0f} s", flush=True)
 
 
 def worker(seed, root, needs):
     """One kernel (this process's) and one seed: train what the claims need into `root`,
     measure them, write root/claims.json; return its record."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
     from threadpoolctl import threadpool_info
 
     import claims
-    import tour
 
     root = Path(root)
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
@@ -150,7 +144,6 @@ def worker(seed, root, needs):
 
 def table(records, columns):
     """The claim x (kernel, seed) table: a mark per cell, then every measured value."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
     import claims
 
     names = [c.name for c in claims.CLAIMS if any(c.name in r["claims"] for r in records.values())]

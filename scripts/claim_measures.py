@@ -31,10 +31,6 @@ AGREEMENT = {"the girl has the small red cars": {"la": "girl", "les": "cars"}}  
 ELISION = "the child does not like the tree"  # l'enfant n'aime pas l'arbre
 
 
-def cosine(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 # Measures. Each returns plain numbers (or tuples or dicts of them), so that a table can print them.
 
 def copy_head_diagonal(ev):
@@ -48,10 +44,8 @@ def copy_head_diagonal(ev):
 def keys_and_values_of_the_ones(ev):
     """(cosine of the two source 1s' keys, cosine of their values) in the head of stop 1."""
     text = ev.output("explain-cross")
-    rows, _, k = read.explain_table(text, "k = memory @")
-    _, _, v = read.explain_table(text, "v = memory @")
-    a, b = [i for i, r in enumerate(rows) if r == "1"][:2]
-    return round(cosine(k[a], k[b]), 3), round(cosine(v[a], v[b]), 3)
+    return (round(read.cosine(*read.the_ones(text, "k = memory @")), 3),
+            round(read.cosine(*read.the_ones(text, "v = memory @")), 3))
 
 
 def both_ways(ev):
@@ -138,15 +132,8 @@ def lengths_first_mistakes(ev):
 def aligned_rows(ev):
     """(rows of ALIGNMENT whose largest weight, in the head stop 6 explains, is on the English
     word they translate; rows of ALIGNMENT in the output)."""
-    text = ev.output("explain-numbers")
-    rows, cols, P = read.explain_table(text, "6. P = softmax")
-    hits = total = 0
-    for label, row in zip(rows, P):
-        written = label.split("→")[1]
-        if written in tour.ALIGNMENT:
-            total += 1
-            hits += cols[int(row.argmax())] == tour.ALIGNMENT[written]
-    return hits, total
+    found = read.aligned(ev.output("explain-numbers"), tour.ALIGNMENT)
+    return sum(hit for _, _, hit in found), len(found)
 
 
 def cross_ablation(ev):
@@ -178,17 +165,15 @@ def ablation(ev):
 def single_heads(ev):
     """(single heads whose removal costs at most 0.005 exact match, of how many; the largest
     cost of one head)."""
-    table = ablation(ev)
-    costs = [-change for name, (_, change, _) in table.items() if ".head" in name]
+    costs = list(read.head_costs(ev.output("ablate-numbers")).values())
     return sum(c <= 0.005 for c in costs), len(costs), round(max(costs), 3)
 
 
 def whole_attentions(ev):
     """({attention: cost in exact match with all its heads off}, exact match with every
     cross-attention off)."""
-    table = ablation(ev)
-    costs = {name.split(" ")[0]: round(-change, 3) for name, (_, change, _) in table.items() if "(all heads)" in name}
-    return costs, table["every cross-attention, all layers"][0]
+    costs = {name: round(cost, 3) for name, cost in read.attention_costs(ev.output("ablate-numbers")).items()}
+    return costs, ablation(ev)["every cross-attention, all layers"][0]
 
 
 def pair_costs(ev):
@@ -213,25 +198,21 @@ def params_for_any_heads(ev):
 
 def head_maps_rank(ev):
     """(the largest s_{K+1} / s_1 over every head's W_V W_O and W_Q W_K^T map, K) of a fresh
-    model with the seed's initial weights: a head's maps pass through K numbers."""
+    model with the seed's initial weights: a head's maps pass through K numbers. The maps are the
+    ones `minitx lowrank --heads` takes apart (minitx.tools.lowrank.head_maps)."""
     from minitx.model import Transformer
     from minitx.config import ModelConfig
+    from minitx.tools.lowrank import head_maps
 
     cfg = ModelConfig(d_model=32, n_heads=4, d_ff=64, n_enc_layers=1, n_dec_layers=1)
     model = Transformer(cfg, 12, 12, 0, np.random.default_rng(ev.seed))
-    K = 8
-    worst = 0.0
-    for name in model.params:
-        if not name.endswith("query.W"):
-            continue
-        base = name[: -len("query.W")]
-        for h in range(4):
-            c = slice(h * K, (h + 1) * K)
-            W_Q, W_K, W_V, W_O = (model.params[base + f"{m}.W"].astype(np.float64) for m in ("query", "key", "value", "output"))
-            for M in (W_Q[:, c] @ W_K[:, c].T, W_V[:, c] @ W_O[c]):  # (D, D) each
-                s = np.linalg.svd(M, compute_uv=False)
-                worst = max(worst, s[K] / s[0])
-    return worst, K
+    K = cfg.d_model // cfg.n_heads
+    ratios = []
+    for _, _, W_VO, W_QK in head_maps(model):
+        for M in (W_VO, W_QK):
+            s = np.linalg.svd(M, compute_uv=False)
+            ratios.append(s[K] / s[0])
+    return max(ratios), K
 
 
 def head_maps_rank_trained(ev):
@@ -305,9 +286,7 @@ ALIKE = [frozenset(p) for p in [
 def embeddings_pairs(ev):
     """The five pairs of source words whose changes W - W_0 are most alike, with how many of them
     are ALIKE."""
-    _, _, _, neighbours = read.embeddings_change(ev.output("embeddings-numbers-change"))
-    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near}
-    top = sorted(pairs, key=lambda p: -pairs[p])[:5]
+    top = [pair for pair, _ in read.closest_pairs(ev.output("embeddings-numbers-change"))]
     return tuple("-".join(sorted(p)) for p in top), sum(p in ALIKE for p in top)
 
 
@@ -325,7 +304,7 @@ def context_fresh(ev):
     model.train(False)
     a = lab_context.encoder_steps(model, np.array([[5, 6, 7, 3]]))  # ids 5 6 7 and </s> (3)
     b = lab_context.encoder_steps(model, np.array([[5, 9, 3]]))
-    return round(cosine(a[0][1][0], b[0][1][0]), 6), round(cosine(a[1][1][0], b[1][1][0]), 3)
+    return round(read.cosine(a[0][1][0], b[0][1][0]), 6), round(read.cosine(a[1][1][0], b[1][1][0]), 3)
 
 
 def context_lab(ev):

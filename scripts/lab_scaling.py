@@ -57,6 +57,7 @@ from minitx.data import PAD  # noqa: E402
 from minitx.decode import greedy  # noqa: E402
 from minitx.inference import load_run  # noqa: E402
 from minitx.nn import LayerNorm, MultiHeadAttention, split_heads  # noqa: E402
+from minitx.tools import ablate  # noqa: E402
 from minitx.train import evaluate  # noqa: E402
 
 T, B, SEEDS = 10, 64, 8
@@ -98,12 +99,9 @@ def untrained_table(seeds=range(SEEDS)):
 
 
 def attentions(model):
-    """(name, MultiHeadAttention, which ids label its rows: "src" or "tgt") for every attention."""
-    found = [(f"encoder.layers.{i}.self_attn", layer.self_attn, "src") for i, layer in enumerate(model.encoder.layers)]
-    for i, layer in enumerate(model.decoder.layers):
-        found += [(f"decoder.layers.{i}.self_attn", layer.self_attn, "tgt"),
-                  (f"decoder.layers.{i}.cross_attn", layer.cross_attn, "tgt")]
-    return found
+    """(name, MultiHeadAttention, which ids label its rows: "src" or "tgt") for every attention,
+    in the order minitx.tools.ablate.attentions finds them."""
+    return [(name, attn, "src" if name.startswith("encoder") else "tgt") for name, attn in ablate.attentions(model).items()]
 
 
 def score_statistics(model, task, split, batch_size):

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tour_read import VALUE, fill_values as fill_markers  # noqa: E402,F401  (VALUE: the tests read the markers with it)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "lowrank.md"
-VALUE = re.compile(r"<!-- value (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /value -->", re.S)
 
 
 def section(text, marker):
@@ -149,7 +152,7 @@ def fill_values(doc=DOC):
     """Rewrite every `<!-- value NAME -->` of docs/lowrank.md from its own tables; returns how many."""
     text = doc.read_text()
     L, H = lora_doc(text), heads_doc(text)
-    filled, count = VALUE.subn(lambda m: f"<!-- value {m.group('name')} -->{VALUES[m.group('name')](L, H)}<!-- /value -->", text)
+    filled, count = fill_markers(text, lambda name: VALUES[name](L, H))
     doc.write_text(filled)
     return count
 

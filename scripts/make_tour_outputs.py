@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tour import COMMANDS, REPO_ROOT, RUNS, choices, run_command  # noqa: E402
+from tour import COMMANDS, REPO_ROOT, choices, run_command, run_dirs  # noqa: E402
+from tour_read import VALUE, fill_values as fill_markers  # noqa: E402,F401  (VALUE: the tests read the markers with it)
 
 OUTPUTS = REPO_ROOT / "docs" / "tour" / "outputs"
 IMAGES = REPO_ROOT / "docs" / "tour" / "images"
@@ -33,7 +34,6 @@ PICTURES = ["{numbers}/head-spectra.png", "{numbers}/embeddings-source.png", "{n
 PAGE = REPO_ROOT / "docs" / "tour.md"
 PAGES = [PAGE, REPO_ROOT / "docs" / "backward.md"]
 BLOCK = re.compile(r"<!-- output (?P<name>[\w-]+)(?: lines (?P<lines>[\d,-]+))? -->\n(?P<body>.*?)<!-- /output -->", re.S)
-VALUE = re.compile(r"<!-- value (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /value -->", re.S)
 
 
 def selected_lines(text, spec):
@@ -85,15 +85,13 @@ def fill_values(page=PAGE):
     """Rewrite every `<!-- value NAME -->` of the page from the output files; returns how many."""
     from tour_values import VALUES
 
-    text = page.read_text()
-    count = len(VALUE.findall(text))
-    filled = VALUE.sub(lambda m: f"<!-- value {m.group('name')} -->{VALUES[m.group('name')](output)}<!-- /value -->", text)
+    filled, count = fill_markers(page.read_text(), lambda name: VALUES[name](output))
     page.write_text(filled)
     return count
 
 
 def main():
-    runs = {name: run_dir for name, (run_dir, _, _) in RUNS.items()}
+    runs = run_dirs()
     missing = [d for d in runs.values() if not (REPO_ROOT / d / "checkpoint.npz").exists()]
     if missing:
         raise SystemExit(f"not trained yet: {', '.join(missing)}; run `make tour` first")

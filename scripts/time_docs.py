@@ -49,24 +49,19 @@ MARKER = re.compile(r"<!-- time (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /time -->"
 PICTURE_CONFIGS = ["tiny", "reverse", "numbers", "phrases"]  # scripts/make_pictures.py's runs
 
 
-def train(config, overrides, out):
-    command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(out)]
-    command += [a for o in overrides for a in ("--set", o)]
-    subprocess.run(command, cwd=REPO_ROOT, env=tour.environment(), check=True, stdout=subprocess.DEVNULL)
-
-
 def make_tour(scratch):
-    for name, (run_dir, config, overrides) in tour.RUNS.items():
-        train(config, overrides, scratch / Path(run_dir).name)
+    for name, run_dir in tour.run_dirs(scratch).items():
+        _, config, overrides = tour.RUNS[name]
+        tour.train_run(run_dir, config, overrides, quiet=True)
 
 
 def make_pictures(scratch):
     for config in PICTURE_CONFIGS:
-        train(config, [], scratch / config)
+        tour.train_run(scratch / config, config, quiet=True)
 
 
 def phrases(scratch):
-    train("phrases", [], scratch / "phrases")
+    tour.train_run(scratch / "phrases", "phrases", quiet=True)
 
 
 def experiment(script):

@@ -208,26 +208,36 @@ def run_dirs(root=None):
     return {name: (run_dir if root is None else str(Path(root) / Path(run_dir).name)) for name, (run_dir, _, _) in RUNS.items()}
 
 
-def train_runs(dirs=None, extra=(), cwd=REPO_ROOT):
-    """Train every run that has no checkpoint yet, into `dirs` (default RUNS' directories), with
-    the `extra` overrides on top of each run's own; print and return the seconds each took."""
+def train_run(run_dir, config, overrides=(), quiet=False):
+    """`python -m minitx train CONFIG --out RUN_DIR --set ...`, unless RUN_DIR already holds a
+    checkpoint; returns the seconds it took, or None if the run was there already. A directory
+    without a checkpoint is a run stopped before its first save: we start it afresh."""
+    path = REPO_ROOT / run_dir
+    if (path / "checkpoint.npz").exists():
+        return None
+    if path.exists():
+        shutil.rmtree(path)
+    command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(run_dir)]
+    command += [a for o in overrides for a in ("--set", o)]
+    if not quiet:
+        print("python " + " ".join(command[1:]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=REPO_ROOT, env=environment(), check=True, stdout=subprocess.DEVNULL if quiet else None)
+    return time.perf_counter() - start
+
+
+def train_runs(dirs=None):
+    """Train every run of RUNS that has no checkpoint yet, into `dirs` (default RUNS' own
+    directories); print and return the seconds each took."""
     dirs = dirs or run_dirs()
     seconds = {}
     for name, (_, config, overrides) in RUNS.items():
-        run_dir = dirs[name]
-        path = Path(cwd) / run_dir
-        if (path / "checkpoint.npz").exists():
-            print(f"{run_dir}: already trained (delete it to train again)")
-            continue
-        if path.exists():
-            shutil.rmtree(path)  # a run stopped before its first checkpoint; start it afresh
-        command = [sys.executable, "-m", "minitx", "train", config, "--quiet", "--out", str(run_dir)]
-        command += [a for o in list(overrides) + list(extra) for a in ("--set", o)]
-        print("python " + " ".join(command[1:]), flush=True)
-        start = time.perf_counter()
-        subprocess.run(command, cwd=cwd, env=environment(), check=True)
-        seconds[name] = time.perf_counter() - start
-        print(f"  {seconds[name]:.1f} s", flush=True)
+        took = train_run(dirs[name], config, overrides)
+        if took is None:
+            print(f"{dirs[name]}: already trained (delete it to train again)")
+        else:
+            seconds[name] = took
+            print(f"  {took:.1f} s", flush=True)
     return seconds
 
 

@@ -14,7 +14,15 @@ import re
 
 import numpy as np
 
-NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?$|^-?1e9$")
+# A number a sentence quotes, between <!-- value NAME --> and <!-- /value --> (docs/tour.md,
+# docs/lowrank.md): fill_values rewrites its digits from what it is read from.
+VALUE = re.compile(r"<!-- value (?P<name>[\w-]+) -->(?P<text>.*?)<!-- /value -->", re.S)
+NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?$")  # 0.5, -3, 1e9, 2.2e-16
+
+
+def fill_values(text, value_of):
+    """(text with each value marker's digits replaced by value_of(NAME), how many there were)."""
+    return VALUE.subn(lambda m: f"<!-- value {m.group('name')} -->{value_of(m.group('name'))}<!-- /value -->", text)
 
 
 def is_number(token):
@@ -65,11 +73,6 @@ def explain_table(text, start):
 def eval_metrics(text):
     """The JSON line `minitx eval` prints, as a dict."""
     return json.loads(line_starting(text, "{"))
-
-
-def labelled_row(text, label):
-    """The numbers on the line that starts with `label` (a row of a printed table)."""
-    return numbers_in(line_starting(text, label)[len(label):])
 
 
 def lab_masking(text):
@@ -207,3 +210,50 @@ def heatmaps(text):
             shades.append(cells)
         maps[title.strip()] = (rows, cols, np.array(shades))
     return maps
+
+
+# What more than one reader derives from a table: the tour's sentences (scripts/tour_values.py)
+# and the claims behind them (scripts/claim_measures.py) take it from here, so the digits a
+# sentence quotes and the claim that backs it read the same rows.
+
+def cosine(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def the_ones(explain_text, which):
+    """The rows of the table `which` ("k = memory @" or "v = memory @") that belong to the first
+    two source tokens `1`, from `minitx explain`'s output: (row a, row b)."""
+    rows, _, table = explain_table(explain_text, which)
+    a, b = [i for i, r in enumerate(rows) if r == "1"][:2]
+    return table[a], table[b]
+
+
+def aligned(explain_text, alignment):
+    """[(written word, the source word its row weighs most, whether alignment[written] is that
+    word)] for the rows of `minitx explain`'s weights P that write a word of `alignment`."""
+    rows, cols, P = explain_table(explain_text, "6. P = softmax")
+    found = []
+    for label, row in zip(rows, P):
+        written = label.split("→")[1]
+        if written in alignment:
+            read = cols[int(row.argmax())]
+            found.append((written, read, alignment[written] == read))
+    return found
+
+
+def head_costs(ablate_text):
+    """{head: exact match lost with that head off} from `minitx ablate`'s table."""
+    return {name: -change for name, (_, change, _) in ablate_table(ablate_text).items() if ".head" in name}
+
+
+def attention_costs(ablate_text):
+    """{attention: exact match lost with all its heads off} from `minitx ablate`'s table."""
+    return {name.split(" ")[0]: -change for name, (_, change, _) in ablate_table(ablate_text).items() if "(all heads)" in name}
+
+
+def closest_pairs(embeddings_text, n=5):
+    """The n pairs of words whose embedding changes are most alike: [(frozenset pair, cosine)],
+    most alike first, from `minitx embeddings --change`'s neighbour lists."""
+    _, _, _, neighbours = embeddings_change(embeddings_text)
+    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near}
+    return sorted(pairs.items(), key=lambda item: -item[1])[:n]

@@ -23,10 +23,6 @@ def at_least(value):
     return "1.000: every one" if value == 1.0 else f"{value:.3f} or more"
 
 
-def cosine(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def points(change):
     """An exact-match change as points (hundredths), as the prose counts them."""
     return f"{abs(change) * 100:.0f}"
@@ -40,9 +36,7 @@ def listing(items):
 
 def the_ones(out, which):
     """The rows of `which` ("k = memory @" or "v = memory @") of the two source 1s in stop 1's head."""
-    rows, _, table = read.explain_table(out("explain-cross"), which)
-    a, b = [i for i, r in enumerate(rows) if r == "1"][:2]
-    return table[a], table[b]
+    return read.the_ones(out("explain-cross"), which)
 
 
 def vectors(pair):
@@ -57,12 +51,8 @@ def row_weight(out, row, column):
 def aligned_rows(out):
     """"While writing `sept` it reads `seven`, ..." for the rows of stop 6's head that read the
     English word they translate most."""
-    rows, cols, P = read.explain_table(out("explain-numbers"), "6. P = softmax")
-    said = []
-    for label, row in zip(rows, P):
-        written = label.split("→")[1]
-        if tour.ALIGNMENT.get(written) == cols[int(row.argmax())]:
-            said.append(f"while writing `{written}` it reads `{tour.ALIGNMENT[written]}`")
+    said = [f"while writing `{written}` it reads `{word}`"
+            for written, word, hit in read.aligned(out("explain-numbers"), tour.ALIGNMENT) if hit]
     text = listing(said)
     return text[0].upper() + text[1:]
 
@@ -84,13 +74,11 @@ def mille_heads(out):
 
 
 def single_head_costs(out):
-    table = read.ablate_table(out("ablate-numbers"))
-    return {name: -change for name, (_, change, _) in table.items() if ".head" in name}
+    return read.head_costs(out("ablate-numbers"))
 
 
 def whole_costs(out, side):
-    table = read.ablate_table(out("ablate-numbers"))
-    return [-change for name, (_, change, _) in table.items() if "(all heads)" in name and name.startswith(side)]
+    return [cost for name, cost in read.attention_costs(out("ablate-numbers")).items() if name.startswith(side)]
 
 
 def pair(out):
@@ -104,9 +92,7 @@ def pair(out):
 
 def embeddings_pairs(out):
     """The five pairs of source words whose changes W - W_0 are most alike, with their cosines."""
-    _, _, _, neighbours = read.embeddings_change(out("embeddings-numbers-change"))
-    pairs = {frozenset((a, b)): s for a, near in neighbours.items() for b, s in near}
-    top = sorted(pairs.items(), key=lambda item: -item[1])[:5]
+    top = read.closest_pairs(out("embeddings-numbers-change"))
     return listing(f"`{sorted(p)[0]}` and `{sorted(p)[1]}` ({s:.2f})" for p, s in top)
 
 
@@ -118,9 +104,9 @@ VALUES = {
     # Stop 1.
     "copy-head": lambda out: read.line_starting(out("explain-cross"), "cross-attention, decoder layer").split("head ")[1].split(",")[0],
     "ones-keys": lambda out: vectors(the_ones(out, "k = memory @")),
-    "ones-keys-cosine": lambda out: f"{cosine(*the_ones(out, 'k = memory @')):.2f}",
+    "ones-keys-cosine": lambda out: f"{read.cosine(*the_ones(out, 'k = memory @')):.2f}",
     "ones-values": lambda out: vectors(the_ones(out, "v = memory @")),
-    "ones-values-cosine": lambda out: f"{cosine(*the_ones(out, 'v = memory @')):.2f}",
+    "ones-values-cosine": lambda out: f"{read.cosine(*the_ones(out, 'v = memory @')):.2f}",
     "row-1-4": lambda out: row_weight(out, "1→4", "4"),
     # Stop 2.
     "nocausal-next": lambda out: f"{read.lab_masking(out('lab-masking'))['weight on the next position'][1]:.2f}",
