@@ -16,3 +16,17 @@ def explain_run(tmp_path_factory):
 
     fast = ["train.steps=40", "train.warmup=5", "train.eval_every=40", "data.n_valid=20", "data.n_test=20"]
     return train(resolve_config_path("explain"), fast, out=tmp_path_factory.mktemp("explain-run") / "run", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def catalogue():
+    """The planted-slips catalogue, planted as `gradcheck --mutants --sample 8` plants it:
+    (clean rows per variant, results, printed text, ok). Its clean rows are the whole-model
+    check of every variant at trained-looking values, so the tests of that check read them here
+    instead of computing them again."""
+    from minitx import gradcheck, mutants
+
+    arch, eps = gradcheck.config_architecture("tiny")
+    clean, results = mutants.run(mutants.SLIPS + mutants.HARMLESS, arch, eps, gradcheck.SAMPLE, gradcheck.VARIANTS)
+    text, ok = mutants.describe(clean, results, "tiny", gradcheck.SAMPLE, gradcheck.VARIANTS)
+    return clean, results, text, ok

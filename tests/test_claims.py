@@ -69,13 +69,14 @@ def test_the_first_stops_claims_that_need_no_training_hold(seed):
 
 
 @pytest.fixture(scope="module")
-def explain_run(tmp_path_factory):
-    """The tour's explain run, trained here as `make tour` trains it (a few seconds)."""
+def tour_explain_run(tmp_path_factory):
+    """The tour's explain run, trained here as `make tour` trains it (a few seconds): the claims
+    need a run that has learned, not the session's 40-step explain_run."""
     return str(train(resolve_config_path("explain"), [], out=tmp_path_factory.mktemp("claims") / "explain", quiet=True))
 
 
-def test_the_first_stops_claims_hold_on_the_explain_run(explain_run):
-    results = claims.check(claims.Evidence({"explain": explain_run}), needs=("explain",))
+def test_the_first_stops_claims_hold_on_the_explain_run(tour_explain_run):
+    results = claims.check(claims.Evidence({"explain": tour_explain_run}), needs=("explain",))
     assert {c.name for c, _, _ in results} >= {c.name for c in FIRST_STOPS if c.needs == "explain"}
     table = "\n".join(f"{c.name:<26} {'holds' if ok else 'FAILS'}  {claims.shown(v)}" for c, v, ok in results)
     print(table)
@@ -87,7 +88,7 @@ def test_the_explain_claims_fail_on_a_run_that_has_not_learned(tmp_path):
     # one has must fail.
     run = train(resolve_config_path("explain"), ["train.steps=60", "train.eval_every=60"], out=tmp_path / "early", quiet=True)
     results = {c.name: (v, ok) for c, v, ok in claims.check(claims.Evidence({"explain": str(run)}), needs=("explain",))}
-    assert not results["copy-head"][1], f"copy-head holds after 20 steps: {results['copy-head'][0]}"
+    assert not results["copy-head"][1], f"copy-head holds after 60 steps: {results['copy-head'][0]}"
 
 
 @pytest.mark.slow

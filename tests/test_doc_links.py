@@ -44,12 +44,18 @@ def test_moving_code_and_rerunning_the_script_moves_every_link(tmp_path):
     assert anchors(make_doc_links.relink(doc.read_text(), doc), "minitx/model.py") == others
 
 
+def fake_repo(root, code, doc_text):
+    """root/minitx/m.py holding `code` and root/docs/d.md holding `doc_text`; returns the doc."""
+    (root / "minitx").mkdir()
+    (root / "minitx" / "m.py").write_text(code)
+    (root / "docs").mkdir()
+    doc = root / "docs" / "d.md"
+    doc.write_text(doc_text)
+    return doc
+
+
 def test_a_link_to_a_name_that_is_gone_names_the_docs_line(tmp_path):
-    (tmp_path / "minitx").mkdir()
-    (tmp_path / "minitx" / "m.py").write_text("def kept():\n    return 1\n")
-    (tmp_path / "docs").mkdir()
-    doc = tmp_path / "docs" / "d.md"
-    doc.write_text("See [`kept`](../minitx/m.py#L9).\nAnd [`renamed`](../minitx/m.py#L1).\n")
+    doc = fake_repo(tmp_path, "def kept():\n    return 1\n", "See [`kept`](../minitx/m.py#L9).\nAnd [`renamed`](../minitx/m.py#L1).\n")
     with pytest.raises(LookupError, match=r"d\.md:2: no `renamed` defined in"):
         make_doc_links.relink(doc.read_text(), doc)
     doc.write_text("See [`kept`](../minitx/m.py#L9-L9).\n")
@@ -57,11 +63,7 @@ def test_a_link_to_a_name_that_is_gone_names_the_docs_line(tmp_path):
 
 
 def test_a_quoted_line_must_be_one_line_of_code_not_a_comment(tmp_path):
-    (tmp_path / "minitx").mkdir()
-    (tmp_path / "minitx" / "m.py").write_text("def f(x):\n    # forward: y = x + 1\n    y = x + 1\n    return y\n")
-    (tmp_path / "docs").mkdir()
-    doc = tmp_path / "docs" / "d.md"
-    doc.write_text("[`y = x + 1`](../minitx/m.py#L2)\n")
+    doc = fake_repo(tmp_path, "def f(x):\n    # forward: y = x + 1\n    y = x + 1\n    return y\n", "[`y = x + 1`](../minitx/m.py#L2)\n")
     assert make_doc_links.relink(doc.read_text(), doc) == "[`y = x + 1`](../minitx/m.py#L3)\n"
     assert make_doc_links.relink("[`return y`](../minitx/m.py#L1)\n", doc) == "[`return y`](../minitx/m.py#L4)\n"
     (tmp_path / "minitx" / "m.py").write_text("def f(x):\n    y = x + 1\n    y = x + 1\n    return y\n")

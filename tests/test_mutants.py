@@ -25,16 +25,6 @@ spec.loader.exec_module(make_gradcheck_doc)
 NUMBER = re.compile(r"^\d\.\d\de[+-]\d\d$")
 
 
-@pytest.fixture(scope="module")
-def catalogue():
-    """The whole catalogue, planted as `gradcheck --mutants --sample 8` plants it: (clean rows
-    per variant, results, printed text, ok)."""
-    arch, eps = gradcheck.config_architecture("tiny")
-    clean, results = mutants.run(mutants.SLIPS + mutants.HARMLESS, arch, eps, SAMPLE, gradcheck.VARIANTS)
-    text, ok = mutants.describe(clean, results, "tiny", SAMPLE, gradcheck.VARIANTS)
-    return clean, results, text, ok
-
-
 def test_every_slip_is_caught_and_every_harmless_change_passes(catalogue):
     clean, results, text, ok = catalogue
     assert ok, text
@@ -112,7 +102,7 @@ def test_a_stale_plant_or_one_that_never_runs_is_named():
     stale = mutants.Slip("a line that is gone", (Edit(LayerNorm.backward, "dxhat = dout * gamma_of_old", "dxhat = dout"),))
     idle = mutants.Slip("planted where nothing calls it", (Edit(LayerNorm.backward, 'dxhat = dout * self.params["gamma"]', "dxhat = dout"),),
                          where="nowhere")
-    clean, results = mutants.run([stale, idle], gradcheck.config_architecture("tiny")[0], variants=(Variant(),))
+    clean, results = mutants.run([stale, idle], gradcheck.small_architecture(1, 1, 1), variants=(Variant(),))
     text, ok = mutants.describe(clean, results, "tiny", SAMPLE, (Variant(),))
     assert not ok
     assert "is gone from LayerNorm.backward" in results[0].problem, results[0].problem
